@@ -1,0 +1,230 @@
+"""Client registration (RFC 7591) and client authentication (RFC 6749 §2.3, OAuth 2.1 §2.4)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+from oauth_server import redirect_uris, tokens
+from oauth_server.errors import InvalidClient, InvalidClientMetadata, InvalidRedirectUri, InvalidRequest
+from oauth_server.records import Client
+from oauth_server.settings import OAuthServerSettings
+
+AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
+GRANT_TYPES = ("authorization_code", "refresh_token")
+# RFC 7591 §3.2.1: fields the server owns; a client cannot choose them.
+SERVER_OWNED = frozenset(
+    {"client_id", "client_secret", "client_id_issued_at", "client_secret_expires_at",
+     "registration_access_token", "registration_client_uri"}
+)
+MAX_TEXT = 256
+MAX_URI = 2000
+MAX_CONTACTS = 10
+_HTTP_URL = re.compile(r"https?://[^\s#\\@]+", re.IGNORECASE)
+
+
+def _text(metadata: Mapping[str, Any], name: str, limit: int = MAX_TEXT) -> str | None:
+    value = metadata.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit or "\x00" in value:
+        raise InvalidClientMetadata(f"{name} must be a string of at most {limit} characters")
+    return value
+
+
+def _url(metadata: Mapping[str, Any], name: str) -> str | None:
+    value = _text(metadata, name, MAX_URI)
+    if value is not None and not _HTTP_URL.fullmatch(value):
+        raise InvalidClientMetadata(f"{name} must be an http(s) URL")
+    return value
+
+
+def _string_list(metadata: Mapping[str, Any], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = metadata.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidClientMetadata(f"{name} must be a list of strings")
+    return tuple(dict.fromkeys(value))
+
+
+def _redirect_uris(metadata: Mapping[str, Any], settings: OAuthServerSettings) -> tuple[str, ...]:
+    value = metadata.get("redirect_uris")
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise InvalidRedirectUri("redirect_uris must be a non-empty list of strings")
+    if len(value) > settings.max_redirect_uris:
+        raise InvalidRedirectUri(f"at most {settings.max_redirect_uris} redirect_uris are allowed")
+    return tuple(redirect_uris.validate_for_registration(uri) for uri in dict.fromkeys(value))
+
+
+def _check_application_type(application_type: str | None, uris: tuple[str, ...]) -> None:
+    """OpenID Registration §2 / MCP (SEP-837): web clients redirect to https, native ones may not need to."""
+    if application_type is None or application_type == "native":
+        return
+    if application_type != "web":
+        raise InvalidClientMetadata("application_type must be 'web' or 'native'")
+    for uri in uris:
+        if not uri.startswith("https://"):
+            raise InvalidRedirectUri("a 'web' client must use https redirect URIs; register as 'native'")
+
+
+def build_client(
+    metadata: Mapping[str, Any], settings: OAuthServerSettings, now: int, client_id: str | None = None
+) -> tuple[Client, str | None]:
+    """Validate registration metadata; return the client to store and its secret (if any).
+
+    Server-owned fields in ``metadata`` are ignored (RFC 7591 §3.2.1).
+    """
+    uris = _redirect_uris(metadata, settings)
+    method = metadata.get("token_endpoint_auth_method") or "client_secret_basic"  # RFC 7591 §2 default
+    if method not in AUTH_METHODS:
+        raise InvalidClientMetadata(
+            f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}"
+        )
+    # RFC 7591 §2 defaults grant_types to authorization_code; MCP clients expect refresh too.
+    grant_types = _string_list(metadata, "grant_types", GRANT_TYPES)
+    response_types = _string_list(metadata, "response_types", ("code",))
+    unknown = set(grant_types) - set(GRANT_TYPES)
+    if unknown:
+        raise InvalidClientMetadata(f"unsupported grant_types: {', '.join(sorted(unknown))}")
+    if "authorization_code" not in grant_types:
+        raise InvalidClientMetadata("grant_types must include authorization_code")
+    if response_types != ("code",):
+        raise InvalidClientMetadata("response_types must be ['code'] (RFC 7591 §2.1)")
+    scope = _text(metadata, "scope", 1000)
+    if scope is not None:
+        unknown = set(scope.split()) - set(settings.scopes_supported)
+        if unknown:
+            raise InvalidClientMetadata(f"unknown scope: {' '.join(sorted(unknown))}")
+        scope = " ".join(dict.fromkeys(scope.split())) or None
+    application_type = _text(metadata, "application_type")
+    _check_application_type(application_type, uris)
+    contacts = _string_list(metadata, "contacts", ())
+    if len(contacts) > MAX_CONTACTS or any(len(c) > MAX_TEXT for c in contacts):
+        raise InvalidClientMetadata("too many or too long contacts")
+
+    secret: str | None = None
+    secret_digest: str | None = None
+    secret_expires_at: int | None = None
+    if method != "none":
+        secret = tokens.new_token()
+        secret_digest = tokens.digest(secret)
+        lifetime = settings.client_secret_lifetime
+        secret_expires_at = now + lifetime if lifetime else 0
+    client = Client(
+        client_id=client_id or tokens.new_id(),
+        redirect_uris=uris,
+        token_endpoint_auth_method=method,
+        grant_types=grant_types,
+        response_types=response_types,
+        client_id_issued_at=now,
+        client_secret_digest=secret_digest,
+        client_secret_expires_at=secret_expires_at,
+        scope=scope,
+        client_name=_text(metadata, "client_name"),
+        client_uri=_url(metadata, "client_uri"),
+        logo_uri=_url(metadata, "logo_uri"),
+        tos_uri=_url(metadata, "tos_uri"),
+        policy_uri=_url(metadata, "policy_uri"),
+        contacts=contacts,
+        software_id=_text(metadata, "software_id"),
+        software_version=_text(metadata, "software_version"),
+        application_type=application_type,
+    )
+    return client, secret
+
+
+def client_information(client: Client, secret: str | None = None) -> dict[str, Any]:
+    """RFC 7591 §3.2.1 client information response (the secret only when just issued)."""
+    body: dict[str, Any] = {
+        "client_id": client.client_id,
+        "client_id_issued_at": client.client_id_issued_at,
+        "redirect_uris": list(client.redirect_uris),
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "grant_types": list(client.grant_types),
+        "response_types": list(client.response_types),
+    }
+    if secret is not None:
+        body["client_secret"] = secret
+        body["client_secret_expires_at"] = client.client_secret_expires_at or 0
+    optional = {
+        "scope": client.scope, "client_name": client.client_name, "client_uri": client.client_uri,
+        "logo_uri": client.logo_uri, "tos_uri": client.tos_uri, "policy_uri": client.policy_uri,
+        "software_id": client.software_id, "software_version": client.software_version,
+        "application_type": client.application_type,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if client.contacts:
+        body["contacts"] = list(client.contacts)
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    """What a request presented to authenticate a client, and how (one method per request)."""
+
+    client_id: str
+    method: str
+    secret: str | None = None
+
+
+def parse_basic_authorization(header: str) -> tuple[str, str]:
+    """RFC 6749 §2.3.1: base64 of ``urlencode(id):urlencode(secret)``. Raises InvalidClient."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        raise InvalidClient("malformed Basic authorization header")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidClient("malformed Basic authorization header") from None
+    raw_id, colon, raw_secret = decoded.partition(":")
+    if not colon:
+        raise InvalidClient("malformed Basic authorization header")
+    client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+    if not client_id:
+        raise InvalidClient("malformed Basic authorization header")
+    return client_id, secret
+
+
+def credentials_from_request(
+    authorization_header: str | None, form_client_id: str | None, form_client_secret: str | None
+) -> ClientCredentials:
+    """Decide which single method the request used (OAuth 2.1 §2.4: one method per request)."""
+    if authorization_header is not None and authorization_header.lower().startswith("basic"):
+        if form_client_secret is not None:
+            raise InvalidRequest("use one client authentication method per request")
+        client_id, secret = parse_basic_authorization(authorization_header)
+        if form_client_id is not None and form_client_id != client_id:
+            raise InvalidClient("client_id does not match the Authorization header")
+        return ClientCredentials(client_id, "client_secret_basic", secret)
+    if not form_client_id:
+        raise InvalidClient("client authentication is required (client_id missing)")
+    if form_client_secret is not None:
+        return ClientCredentials(form_client_id, "client_secret_post", form_client_secret)
+    return ClientCredentials(form_client_id, "none")
+
+
+def authenticate(client: Client | None, credentials: ClientCredentials, now: int) -> Client:
+    """Check the credentials against the stored client. Every failure is ``invalid_client``."""
+    if client is None:
+        raise InvalidClient("unknown client")
+    if credentials.method != client.token_endpoint_auth_method:
+        raise InvalidClient(
+            f"client is registered for {client.token_endpoint_auth_method}, not {credentials.method}"
+        )
+    if client.is_public:
+        return client
+    if client.client_secret_digest is None or credentials.secret is None:
+        raise InvalidClient("client secret required")
+    # Server-issued secrets are 256-bit random values: a SHA-256 digest compared in constant time.
+    if not tokens.digest_matches(credentials.secret, client.client_secret_digest):
+        raise InvalidClient("invalid client secret")
+    expires_at = client.client_secret_expires_at
+    if expires_at and expires_at <= now:
+        raise InvalidClient("client secret has expired")
+    return client

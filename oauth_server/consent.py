@@ -1,0 +1,204 @@
+"""The authorization request between /authorize and the user's decision. No web imports.
+
+Anti-forgery: the browser that starts an authorization gets a random secret in a cookie, and
+the pending request stores the secret's digest. The consent form carries
+``HMAC(browser secret, request id)``. A confirmation is accepted only from the same browser
+(cookie digest matches) for the same request (HMAC matches). An attacker who starts a request
+of their own knows its id but not the victim's browser secret, so cannot make the victim's
+browser approve it (RFC 6749 §10.12, RFC 9700 §4.4). Requests created through the SDK's
+provider interface have no browser yet; the first browser to open the consent page claims them.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from oauth_server import pkce, redirect_uris, tokens
+from oauth_server import scopes as scope_strings
+from oauth_server.errors import (
+    AuthorizationFailed,
+    InvalidClient,
+    InvalidRequest,
+    InvalidScope,
+    InvalidTarget,
+    OAuthError,
+    UnauthorizedClient,
+    UnsupportedResponseType,
+)
+from oauth_server.records import Client, PendingAuthorization
+from oauth_server.settings import OAuthServerSettings
+
+BROWSER_COOKIE = "mcp_oauth_browser"
+MAX_STATE_LENGTH = 2000
+# Parameters whose repetition is refused (RFC 6749 §3.1: "MUST NOT be included more than once").
+SINGLE_VALUED = ("client_id", "redirect_uri", "response_type", "scope", "state", "code_challenge",
+                 "code_challenge_method", "response_mode", "prompt")
+
+
+def cookie_name(settings: OAuthServerSettings) -> str:
+    """``__Host-`` (Secure, Path=/, no Domain) when the issuer is https."""
+    return f"__Host-{BROWSER_COOKIE}" if settings.secure_cookies else BROWSER_COOKIE
+
+
+def form_token(browser_secret: str, request_id: str) -> str:
+    return tokens.keyed_tag(browser_secret, request_id)
+
+
+def add_query(url: str, params: Mapping[str, str | None]) -> str:
+    """Append parameters to a URL, keeping its existing query (RFC 6749 §3.1.2)."""
+    parts = urlsplit(url)
+    extra = urlencode({k: v for k, v in params.items() if v is not None})
+    query = f"{parts.query}&{extra}" if parts.query and extra else (parts.query or extra)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def error_redirect(settings: OAuthServerSettings, redirect_uri: str, error: OAuthError, state: str | None) -> str:
+    """RFC 6749 §4.1.2.1 error response, with ``iss`` (RFC 9207 §2)."""
+    return add_query(redirect_uri, {
+        "error": error.error,
+        "error_description": error.description,
+        "state": state,
+        "iss": settings.issuer_url,
+    })
+
+
+def _single(params: Mapping[str, Sequence[str]], name: str) -> str | None:
+    values = params.get(name) or []
+    if len(values) > 1:
+        raise InvalidRequest(f"{name} must not be repeated")
+    return values[0] if values else None
+
+
+def canonical_resource(settings: OAuthServerSettings, values: Sequence[str]) -> str:
+    """RFC 8707 §2: absolute URI, no fragment, one of ours. Returns our canonical spelling."""
+    if not values:
+        return settings.resource_server_url
+    if len(values) > 1:
+        raise InvalidTarget("only one resource may be requested")
+    value = values[0]
+    parts = urlsplit(value)
+    if not parts.scheme or not parts.netloc or "#" in value:
+        raise InvalidTarget("resource must be an absolute URI without a fragment (RFC 8707 §2)")
+    for known in settings.resources:
+        if value.rstrip("/") == known.rstrip("/"):
+            return known
+    raise InvalidTarget("resource is not served by this authorization server")
+
+
+def requested_scopes(settings: OAuthServerSettings, client: Client, scope: str | None) -> tuple[str, ...]:
+    requested = scope_strings.parse(scope)
+    if requested is None:
+        default = settings.default_scopes if settings.default_scopes is not None else settings.scopes_supported
+        if client.scope is not None:
+            registered = set(client.scope.split())
+            return tuple(s for s in default if s in registered)
+        return tuple(default)
+    scope_strings.require_subset(requested, settings.scopes_supported, "supported")
+    if client.scope is not None:
+        scope_strings.require_subset(requested, client.scope.split(), "registered for this client")
+    return requested
+
+
+def trusted_redirect(client: Client | None, params: Mapping[str, Sequence[str]]) -> tuple[Client, str, bool]:
+    """Client and redirect URI, or an error that must not be redirected anywhere."""
+    try:
+        client_id = _single(params, "client_id")
+        redirect_uri = _single(params, "redirect_uri")
+    except OAuthError as exc:
+        raise AuthorizationFailed(exc) from None
+    if not client_id:
+        raise AuthorizationFailed(InvalidRequest("client_id is required"))
+    if client is None:
+        raise AuthorizationFailed(InvalidClient("unknown client_id"))
+    if redirect_uri is None:
+        if len(client.redirect_uris) != 1:
+            raise AuthorizationFailed(InvalidRequest("redirect_uri is required"))
+        return client, client.redirect_uris[0], False
+    matched = redirect_uris.find_match(redirect_uri, client.redirect_uris)
+    if matched is None:
+        raise AuthorizationFailed(InvalidRequest("redirect_uri is not registered for this client"))
+    return client, matched, True
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationStart:
+    """Where to send the browser next, and the raw request id (only the digest is stored)."""
+
+    consent_url: str
+    request_id: str
+    pending: PendingAuthorization
+
+
+def validate_request(
+    settings: OAuthServerSettings,
+    client: Client,
+    redirect_uri: str,
+    explicit: bool,
+    params: Mapping[str, Sequence[str]],
+    now: int,
+    browser_secret: str | None,
+) -> AuthorizationStart:
+    """Check the rest of the request; failures from here on go back to the redirect URI."""
+    state: str | None = None
+    try:
+        state = _single(params, "state")
+        if state is not None and len(state) > MAX_STATE_LENGTH:
+            state = None
+            raise InvalidRequest("state is too long")
+        for name in SINGLE_VALUED:
+            _single(params, name)
+        response_type = _single(params, "response_type")
+        if response_type != "code":
+            raise UnsupportedResponseType("response_type must be 'code'")
+        if "authorization_code" not in client.grant_types:
+            raise UnauthorizedClient("client is not registered for the authorization_code grant")
+        challenge = pkce.check_challenge(_single(params, "code_challenge"), _single(params, "code_challenge_method"))
+        scopes = requested_scopes(settings, client, _single(params, "scope"))
+        resource = canonical_resource(settings, params.get("resource") or [])
+    except OAuthError as exc:
+        raise AuthorizationFailed(exc, redirect_uri, state) from None
+    if scope_strings.parse(_single(params, "scope")) is not None and not scopes:
+        raise AuthorizationFailed(InvalidScope("no scope requested"), redirect_uri, state)
+    return new_pending(settings, client, redirect_uri, explicit, scopes, challenge, resource, state, now,
+                       browser_secret)
+
+
+def new_pending(
+    settings: OAuthServerSettings,
+    client: Client,
+    redirect_uri: str,
+    explicit: bool,
+    scopes: tuple[str, ...],
+    code_challenge: str,
+    resource: str,
+    state: str | None,
+    now: int,
+    browser_secret: str | None,
+) -> AuthorizationStart:
+    request_id = tokens.new_token()
+    pending = PendingAuthorization(
+        request_digest=tokens.digest(request_id),
+        client_id=client.client_id,
+        redirect_uri=redirect_uri,
+        redirect_uri_provided_explicitly=explicit,
+        scopes=scopes,
+        code_challenge=code_challenge,
+        resource=resource,
+        state=state,
+        expires_at=now + settings.pending_authorization_lifetime,
+        browser_digest=tokens.digest(browser_secret) if browser_secret else None,
+    )
+    consent_url = add_query(settings.authorization_url, {"request_id": request_id})
+    return AuthorizationStart(consent_url, request_id, pending)
+
+
+def is_bound_to(pending: PendingAuthorization, request_id: str, browser_secret: str | None, token: str | None) -> bool:
+    """Same browser (cookie digest) and same request (HMAC in the form), compared in constant time."""
+    if not browser_secret or not token or pending.browser_digest is None:
+        return False
+    same_browser = tokens.digest_matches(browser_secret, pending.browser_digest)
+    same_request = hmac.compare_digest(form_token(browser_secret, request_id), token)
+    return same_browser and same_request

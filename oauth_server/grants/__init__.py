@@ -1,0 +1,1 @@
+"""One module per grant type. Each validates, consumes atomically, then mints through ``issue``."""

@@ -1,0 +1,93 @@
+"""The authorization_code grant (RFC 6749 §4.1.3, OAuth 2.1 §4.1.3, RFC 7636 §4.6)."""
+
+from __future__ import annotations
+
+import logging
+
+from oauth_server import pkce, tokens
+from oauth_server.errors import InvalidGrant, InvalidRequest, InvalidTarget
+from oauth_server.grants.issue import Issuance, mint
+from oauth_server.model.base import OAuthServerModel
+from oauth_server.records import AuthorizationCode, Client
+from oauth_server.settings import OAuthServerSettings
+
+logger = logging.getLogger("oauth_server")
+
+
+async def consume(model: OAuthServerModel, code: str, now: int) -> AuthorizationCode:
+    """Consume the code atomically. A code seen again is a replay: its whole grant is revoked.
+
+    RFC 6749 §4.1.2 / RFC 9700 §4.5: codes are single use, and on a second use the server
+    SHOULD revoke the tokens issued from it.
+    """
+    code_digest = tokens.digest(code)
+    record = await model.consume_authorization_code(code_digest, now)
+    if record is None:
+        replayed = await model.get_authorization_code(code_digest)
+        if replayed is not None:
+            logger.warning("authorization code replayed; revoking grant %s", replayed.grant_id)
+            await model.revoke_grant(replayed.grant_id)
+        raise InvalidGrant("authorization code is invalid, expired or already used")
+    return record
+
+
+def check_binding(
+    record: AuthorizationCode,
+    client: Client,
+    now: int,
+    redirect_uri: str | None,
+    resource: str | None,
+) -> None:
+    """Everything the code is bound to. Called after consuming, so any failure burns the code."""
+    if record.expires_at <= now:
+        raise InvalidGrant("authorization code has expired")
+    if record.client_id != client.client_id:
+        logger.warning("code for client %s presented by client %s", record.client_id, client.client_id)
+        raise InvalidGrant("authorization code was issued to another client")
+    # OAuth 2.1 §4.1.3 / RFC 6749 §4.1.3: identical redirect_uri when it was sent at /authorize.
+    if record.redirect_uri_provided_explicitly or redirect_uri is not None:
+        if redirect_uri != record.redirect_uri:
+            raise InvalidGrant("redirect_uri does not match the authorization request")
+    # RFC 8707 §2.2: a resource at the token endpoint must be one the code was granted for.
+    if resource is not None and resource != record.resource:
+        raise InvalidTarget("resource does not match the authorization request")
+
+
+async def redeem(
+    model: OAuthServerModel,
+    settings: OAuthServerSettings,
+    now: int,
+    client: Client,
+    code: str,
+    code_verifier: str | None,
+    redirect_uri: str | None,
+    resource: str | None,
+) -> Issuance:
+    """Exchange a code for tokens."""
+    if not code:
+        raise InvalidRequest("code is required")
+    if not code_verifier:
+        raise InvalidRequest("code_verifier is required (PKCE, RFC 7636 §4.5)")
+    record = await consume(model, code, now)
+    check_binding(record, client, now, redirect_uri, resource)
+    if not pkce.verify(code_verifier, record.code_challenge):
+        raise InvalidGrant("code_verifier does not match the code_challenge (RFC 7636 §4.6)")
+    return await issue_for_code(model, settings, now, client, record)
+
+
+async def issue_for_code(
+    model: OAuthServerModel, settings: OAuthServerSettings, now: int, client: Client, record: AuthorizationCode
+) -> Issuance:
+    issuance = mint(
+        settings,
+        now,
+        grant_id=record.grant_id,
+        client=client,
+        subject=record.subject,
+        scopes=record.scopes,
+        granted_scopes=record.scopes,
+        resource=record.resource,
+        grant_expires_at=now + settings.refresh_token_absolute_lifetime,
+    )
+    await model.save_tokens(issuance.access, issuance.refresh)
+    return issuance

@@ -1,0 +1,152 @@
+"""In-memory model: the reference behaviour, for tests, development and single-process servers.
+
+Atomicity comes from asyncio: no method awaits between reading and writing, so each verb runs
+as one step on the event loop. Memory stays bounded: expired records are purged as writes
+happen, and the number of live records of each kind is capped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import defaultdict
+
+from oauth_server.errors import TemporarilyUnavailable
+from oauth_server.model.base import OAuthServerModel
+from oauth_server.records import AccessToken, AuthorizationCode, Client, PendingAuthorization, RefreshToken
+
+
+class MemoryOAuthServerModel(OAuthServerModel):
+    """Dictionaries keyed by digest, plus a grant index so revoking a grant is one step."""
+
+    def __init__(self, *, max_records: int = 1_000_000, purge_every: int = 1000) -> None:
+        self.max_records = max_records
+        self.purge_every = purge_every
+        self.clients: dict[str, Client] = {}
+        self.pending: dict[str, PendingAuthorization] = {}
+        self.codes: dict[str, AuthorizationCode] = {}
+        self.access_tokens: dict[str, AccessToken] = {}
+        self.refresh_tokens: dict[str, RefreshToken] = {}
+        self.grants: defaultdict[str, set[str]] = defaultdict(set)
+        self._writes = 0
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def _count(self) -> int:
+        return len(self.pending) + len(self.codes) + len(self.access_tokens) + len(self.refresh_tokens)
+
+    def _before_write(self) -> None:
+        self._writes += 1
+        if self._writes % self.purge_every == 0:
+            self._purge(int(time.time()), batch=self.max_records)
+        if self._count() + len(self.clients) >= self.max_records:
+            self._purge(int(time.time()), batch=self.max_records)
+            if self._count() + len(self.clients) >= self.max_records:
+                raise TemporarilyUnavailable("the authorization server is at capacity")
+
+    # -- clients --------------------------------------------------------------------------
+    async def get_client(self, client_id: str) -> Client | None:
+        return self.clients.get(client_id)
+
+    async def save_client(self, client: Client) -> None:
+        self._before_write()
+        self.clients[client.client_id] = client
+
+    # -- pending authorizations -----------------------------------------------------------
+    async def save_pending_authorization(self, pending: PendingAuthorization) -> None:
+        self._before_write()
+        self.pending[pending.request_digest] = pending
+
+    async def get_pending_authorization(self, request_digest: str) -> PendingAuthorization | None:
+        return self.pending.get(request_digest)
+
+    async def bind_pending_authorization(self, request_digest: str, browser_digest: str) -> bool:
+        pending = self.pending.get(request_digest)
+        if pending is None or pending.browser_digest is not None:
+            return False
+        self.pending[request_digest] = dataclasses.replace(pending, browser_digest=browser_digest)
+        return True
+
+    async def consume_pending_authorization(self, request_digest: str) -> PendingAuthorization | None:
+        return self.pending.pop(request_digest, None)
+
+    # -- codes ----------------------------------------------------------------------------
+    async def save_authorization_code(self, code: AuthorizationCode) -> None:
+        self._before_write()
+        self.codes[code.code_digest] = code
+        self.grants[code.grant_id].add(code.code_digest)
+
+    async def get_authorization_code(self, code_digest: str) -> AuthorizationCode | None:
+        return self.codes.get(code_digest)
+
+    async def consume_authorization_code(self, code_digest: str, now: int) -> AuthorizationCode | None:
+        code = self.codes.get(code_digest)
+        if code is None or code.consumed_at is not None:
+            return None
+        self.codes[code_digest] = dataclasses.replace(code, consumed_at=now)
+        return code
+
+    # -- tokens ---------------------------------------------------------------------------
+    async def save_tokens(self, access: AccessToken, refresh: RefreshToken | None) -> None:
+        self._before_write()
+        self._store(access, refresh)
+
+    def _store(self, access: AccessToken, refresh: RefreshToken | None) -> None:
+        self.access_tokens[access.token_digest] = access
+        self.grants[access.grant_id].add(access.token_digest)
+        if refresh is not None:
+            self.refresh_tokens[refresh.token_digest] = refresh
+            self.grants[refresh.grant_id].add(refresh.token_digest)
+
+    async def get_access_token(self, token_digest: str) -> AccessToken | None:
+        return self.access_tokens.get(token_digest)
+
+    async def get_refresh_token(self, token_digest: str) -> RefreshToken | None:
+        return self.refresh_tokens.get(token_digest)
+
+    async def rotate_refresh_token(
+        self, old_digest: str, now: int, access: AccessToken, refresh: RefreshToken
+    ) -> bool:
+        old = self.refresh_tokens.get(old_digest)
+        if old is None or old.rotated_at is not None:
+            return False
+        self._before_write()
+        self.refresh_tokens[old_digest] = dataclasses.replace(old, rotated_at=now)
+        self._store(access, refresh)
+        return True
+
+    async def revoke_access_token(self, token_digest: str) -> None:
+        token = self.access_tokens.pop(token_digest, None)
+        if token is not None:
+            self.grants.get(token.grant_id, set()).discard(token_digest)
+
+    async def revoke_grant(self, grant_id: str) -> None:
+        for key in self.grants.pop(grant_id, set()):
+            self.codes.pop(key, None)
+            self.access_tokens.pop(key, None)
+            self.refresh_tokens.pop(key, None)
+
+    # -- housekeeping ---------------------------------------------------------------------
+    async def purge_expired(self, now: int, batch: int = 1000) -> int:
+        return self._purge(now, batch)
+
+    def _purge(self, now: int, batch: int) -> int:
+        removed = 0
+        for store in (self.pending, self.codes, self.access_tokens, self.refresh_tokens):
+            expired = [key for key, record in store.items() if record.expires_at <= now][:batch]
+            for key in expired:
+                record = store.pop(key)
+                grant_id = getattr(record, "grant_id", None)
+                if grant_id is not None:
+                    keys = self.grants.get(grant_id)
+                    if keys is not None:
+                        keys.discard(key)
+                        if not keys:
+                            del self.grants[grant_id]
+            removed += len(expired)
+        expired_clients = [
+            cid for cid, c in self.clients.items()
+            if c.client_secret_expires_at and c.client_secret_expires_at <= now
+        ][:batch]
+        for cid in expired_clients:
+            del self.clients[cid]
+        return removed + len(expired_clients)

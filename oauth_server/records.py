@@ -1,0 +1,104 @@
+"""The records the model stores. Frozen: a record is a fact, a change is a new record.
+
+Times are integer seconds since the epoch (UTC). Every credential field is a SHA-256 digest
+(``*_digest``); the raw value exists only in the response that hands it out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A registered client (RFC 7591 §2 metadata plus server-owned fields)."""
+
+    client_id: str
+    redirect_uris: tuple[str, ...]
+    token_endpoint_auth_method: str = "none"
+    grant_types: tuple[str, ...] = ("authorization_code", "refresh_token")
+    response_types: tuple[str, ...] = ("code",)
+    client_id_issued_at: int = 0
+    client_secret_digest: str | None = None
+    #: RFC 7591 §3.2.1: 0 means the secret never expires.
+    client_secret_expires_at: int | None = None
+    scope: str | None = None
+    client_name: str | None = None
+    client_uri: str | None = None
+    logo_uri: str | None = None
+    tos_uri: str | None = None
+    policy_uri: str | None = None
+    contacts: tuple[str, ...] = ()
+    software_id: str | None = None
+    software_version: str | None = None
+    application_type: str | None = None
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAuthorization:
+    """A validated /authorize request waiting for the user's decision."""
+
+    request_digest: str
+    client_id: str
+    redirect_uri: str
+    redirect_uri_provided_explicitly: bool
+    scopes: tuple[str, ...]
+    code_challenge: str
+    resource: str
+    state: str | None
+    expires_at: int
+    #: Digest of the browser-binding cookie; None until a browser claims the request.
+    browser_digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCode:
+    """An issued code. Consumed codes stay (``consumed_at`` set) until purged, so replay is seen."""
+
+    code_digest: str
+    grant_id: str
+    client_id: str
+    subject: str
+    redirect_uri: str
+    redirect_uri_provided_explicitly: bool
+    scopes: tuple[str, ...]
+    code_challenge: str
+    resource: str
+    expires_at: int
+    consumed_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """An issued opaque access token."""
+
+    token_digest: str
+    grant_id: str
+    client_id: str
+    subject: str
+    scopes: tuple[str, ...]
+    resource: str
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    """An issued refresh token. Rotated ones stay (``rotated_at`` set) so reuse is detected."""
+
+    token_digest: str
+    grant_id: str
+    client_id: str
+    subject: str
+    scopes: tuple[str, ...]
+    resource: str
+    #: Idle expiry: each rotation moves it forward, never past ``grant_expires_at``.
+    expires_at: int
+    #: Absolute expiry of the grant (RFC 9700 §4.14.2); rotation never extends it.
+    grant_expires_at: int
+    rotated_at: int | None = None
+    #: The scopes of the original grant; a refresh may narrow, never widen past these.
+    granted_scopes: tuple[str, ...] = field(default=())

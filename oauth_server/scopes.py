@@ -1,0 +1,39 @@
+"""Scope strings (RFC 6749 §3.3): space-delimited, case-sensitive, order irrelevant."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from oauth_server.errors import InvalidScope
+
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
+MAX_SCOPE_LENGTH = 2000
+
+
+def parse(scope: str | None) -> tuple[str, ...] | None:
+    """Split a scope parameter. None or empty means "not requested"; duplicates collapse."""
+    if scope is None:
+        return None
+    if len(scope) > MAX_SCOPE_LENGTH:
+        raise InvalidScope("scope is too long")
+    parts = scope.split(" ")
+    names = [p for p in parts if p]
+    if not names:
+        return None
+    for name in names:
+        if not _SCOPE_TOKEN.fullmatch(name):
+            raise InvalidScope("scope contains an invalid character")
+    return tuple(dict.fromkeys(names))
+
+
+def join(scopes: Iterable[str]) -> str:
+    return " ".join(scopes)
+
+
+def require_subset(requested: tuple[str, ...], allowed: Iterable[str], what: str) -> tuple[str, ...]:
+    allowed_set = set(allowed)
+    unknown = [s for s in requested if s not in allowed_set]
+    if unknown:
+        raise InvalidScope(f"scope not {what}: {' '.join(unknown)}")
+    return requested

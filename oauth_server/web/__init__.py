@@ -1,0 +1,1 @@
+"""FastAPI layer: parse requests, call ``OAuthServer``, render results. No rules live here."""

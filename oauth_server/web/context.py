@@ -1,0 +1,89 @@
+"""What every endpoint needs: the server, the templates, the app's user hooks, the paths."""
+
+from __future__ import annotations
+
+import inspect
+import secrets
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from starlette.datastructures import FormData, QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+
+from oauth_server.consent import cookie_name
+from oauth_server.server import OAuthServer
+from oauth_server.web.templating import Templates
+
+GetUser = Callable[[Request], Awaitable[str | None]]
+UserScopes = Callable[[str], Awaitable[Collection[str] | None] | Collection[str] | None]
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def issuer_path(issuer_url: str) -> str:
+    return urlsplit(issuer_url).path.rstrip("/")
+
+
+@dataclass(frozen=True)
+class RouterContext:
+    server: OAuthServer
+    templates: Templates
+    get_user: GetUser | None
+    user_scopes: UserScopes | None
+    consent_path: str
+
+    @property
+    def base_path(self) -> str:
+        return issuer_path(self.server.settings.issuer_url)
+
+    def endpoint_url(self, name: str) -> str:
+        return self.server.settings.issuer_url.rstrip("/") + "/" + name
+
+    def path(self, name: str) -> str:
+        return f"{self.base_path}/{name}"
+
+    # -- the browser-binding cookie (see oauth_server.consent) ------------------------------
+    def browser_secret(self, request: Request) -> str | None:
+        value = request.cookies.get(cookie_name(self.server.settings))
+        if value and 40 <= len(value) <= 64 and value.replace("-", "").replace("_", "").isalnum():
+            return value
+        return None
+
+    def ensure_browser_secret(self, request: Request) -> tuple[str, bool]:
+        existing = self.browser_secret(request)
+        return (existing, False) if existing else (secrets.token_urlsafe(32), True)
+
+    def set_browser_cookie(self, response: Response, secret: str) -> None:
+        settings = self.server.settings
+        response.set_cookie(
+            cookie_name(settings), secret, max_age=settings.pending_authorization_lifetime * 6,
+            path="/", httponly=True, samesite="lax", secure=settings.secure_cookies,
+        )
+
+    async def allowed_scopes(self, subject: str) -> Collection[str] | None:
+        if self.user_scopes is None:
+            return None
+        result = self.user_scopes(subject)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+
+def multi(params: QueryParams | FormData) -> dict[str, list[str]]:
+    """Every value of every parameter, so repeated parameters can be refused (RFC 6749 §3.1)."""
+    out: dict[str, list[str]] = {}
+    for key, value in params.multi_items():
+        if isinstance(value, str):
+            out.setdefault(key, []).append(value)
+    return out
+
+
+def single(params: Mapping[str, list[str]], name: str) -> str | None:
+    from oauth_server.errors import InvalidRequest
+
+    values = params.get(name) or []
+    if len(values) > 1:
+        raise InvalidRequest(f"{name} must not be repeated")
+    return values[0] if values else None

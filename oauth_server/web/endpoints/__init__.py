@@ -1,0 +1,1 @@
+"""One module per endpoint; each adds its routes to the router."""

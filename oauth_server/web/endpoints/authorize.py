@@ -1,0 +1,57 @@
+"""GET|POST /authorize: validate, store the request as pending, send the browser to consent."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from oauth_server.errors import AuthorizationFailed
+from oauth_server.web.context import RouterContext, multi
+
+
+def failure_response(ctx: RouterContext, failure: AuthorizationFailed) -> Response:
+    """Redirect the error to the client when it can be trusted; otherwise show it to the user."""
+    location = ctx.server.error_redirect(failure)
+    if location is not None:
+        return RedirectResponse(location, status_code=303)
+    status = failure.error.status_code if failure.error.status_code != 401 else 400
+    return ctx.templates.render(
+        "oauth_server/error.html", status_code=status,
+        error=failure.error.error, description=failure.error.description,
+    )
+
+
+def add_routes(router: APIRouter, ctx: RouterContext) -> None:
+    async def authorize(
+        request: Request,
+        response_type: Annotated[str | None, Query(description="Must be 'code'")] = None,
+        client_id: Annotated[str | None, Query()] = None,
+        redirect_uri: Annotated[str | None, Query()] = None,
+        scope: Annotated[str | None, Query()] = None,
+        state: Annotated[str | None, Query()] = None,
+        code_challenge: Annotated[str | None, Query(description="PKCE S256 challenge (RFC 7636)")] = None,
+        code_challenge_method: Annotated[str | None, Query(description="Must be 'S256'")] = None,
+        resource: Annotated[str | None, Query(description="RFC 8707 resource indicator")] = None,
+    ) -> Response:
+        """OAuth 2.1 §4.1.1 authorization request (code flow with PKCE S256 only)."""
+        if request.method == "POST":
+            params = multi(await request.form(max_files=0, max_fields=50))
+        else:
+            params = multi(request.query_params)
+        secret, fresh = ctx.ensure_browser_secret(request)
+        try:
+            start = await ctx.server.start_authorization(params, secret)
+        except AuthorizationFailed as failure:
+            return failure_response(ctx, failure)
+        response = RedirectResponse(start.consent_url, status_code=303)
+        ctx.set_browser_cookie(response, secret)
+        del fresh
+        return response
+
+    router.add_api_route(
+        ctx.path("authorize"), authorize, methods=["GET", "POST"], tags=["oauth"],
+        summary="Authorization endpoint", response_class=RedirectResponse, status_code=303,
+    )

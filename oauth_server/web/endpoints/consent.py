@@ -1,0 +1,109 @@
+"""The consent page (GET) and the consent confirm handler (POST).
+
+The app decides who the user is (``get_user``) and which scopes that user may grant
+(``user_scopes``); the rules (binding to the browser and request, single use) are in
+``OAuthServer``. Approving without a signed-in user shows the page again and issues nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Form, Query
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from oauth_server import consent, redirect_uris
+from oauth_server.errors import AuthorizationFailed, ConsentForbidden, InvalidRequest
+from oauth_server.server import ConsentRequest
+from oauth_server.web.context import RouterContext, multi, single
+from oauth_server.web.endpoints.authorize import failure_response
+
+
+def redirect_host(uri: str) -> str:
+    parts = urlsplit(uri)
+    return parts.netloc or f"{parts.scheme}:"
+
+
+def render_consent(
+    ctx: RouterContext, request: ConsentRequest, browser_secret: str, user: str | None,
+    error: str | None = None, status_code: int = 200,
+) -> Response:
+    client = request.client
+    return ctx.templates.render(
+        "oauth_server/consent.html",
+        status_code=status_code,
+        client_name=client.client_name or client.client_id,
+        client_id=client.client_id,
+        redirect_host=redirect_host(request.pending.redirect_uri),
+        localhost_only=all(redirect_uris.is_loopback(u) for u in client.redirect_uris),
+        scopes=request.pending.scopes,
+        resource=request.pending.resource,
+        request_id=request.request_id,
+        csrf_token=consent.form_token(browser_secret, request.request_id),
+        action=ctx.consent_path,
+        user=user,
+        error=error,
+    )
+
+
+def add_routes(router: APIRouter, ctx: RouterContext) -> None:
+    async def consent_page(
+        request: Request, request_id: Annotated[str | None, Query()] = None
+    ) -> Response:
+        """Show what the client asks for. The anti-forgery token is bound to this browser."""
+        try:
+            if not request_id:
+                raise AuthorizationFailed(InvalidRequest("request_id is required"))
+            consent_request = await ctx.server.get_consent_request(request_id)
+            secret, _ = ctx.ensure_browser_secret(request)
+            if not await ctx.server.claim_consent_request(consent_request, secret):
+                raise AuthorizationFailed(ConsentForbidden("this authorization was started in another browser"))
+        except AuthorizationFailed as failure:
+            return failure_response(ctx, AuthorizationFailed(failure.error))
+        user = await ctx.get_user(request) if ctx.get_user else None
+        response = render_consent(ctx, consent_request, secret, user)
+        ctx.set_browser_cookie(response, secret)
+        return response
+
+    async def confirm_consent(
+        request: Request,
+        request_id: Annotated[str, Form()],
+        csrf_token: Annotated[str, Form()],
+        decision: Annotated[str, Form(description="'approve' or 'deny'")],
+        scope: Annotated[str | None, Form(description="Optional narrower scope the user chose")] = None,
+    ) -> Response:
+        """The user's decision: 303 to the client's redirect URI with a code or ``access_denied``."""
+        form = multi(await request.form(max_files=0, max_fields=50))
+        secret = ctx.browser_secret(request)
+        try:
+            for name in ("request_id", "csrf_token", "decision"):
+                single(form, name)
+            if decision == "deny":
+                location = await ctx.server.deny(request_id, browser_secret=secret, form_token=csrf_token)
+                return RedirectResponse(location, status_code=303)
+            if decision != "approve":
+                raise AuthorizationFailed(InvalidRequest("decision must be 'approve' or 'deny'"))
+            consent_request = await ctx.server.get_consent_request(request_id)
+            if secret is None or not consent.is_bound_to(consent_request.pending, request_id, secret, csrf_token):
+                raise AuthorizationFailed(ConsentForbidden("the consent form is not valid for this browser"))
+            user = await ctx.get_user(request) if ctx.get_user else None
+            if not user:
+                return render_consent(ctx, consent_request, secret, None,
+                                      error="Sign in to approve this request.", status_code=401)
+            selected = scope.split() if scope is not None else None
+            location = await ctx.server.approve(
+                request_id, user, browser_secret=secret, form_token=csrf_token,
+                allowed_scopes=await ctx.allowed_scopes(user), selected_scopes=selected,
+            )
+            return RedirectResponse(location, status_code=303)
+        except InvalidRequest as exc:
+            return failure_response(ctx, AuthorizationFailed(exc))
+        except AuthorizationFailed as failure:
+            return failure_response(ctx, failure)
+
+    router.add_api_route(ctx.consent_path, consent_page, methods=["GET"], tags=["consent"],
+                         summary="Consent page")
+    router.add_api_route(ctx.consent_path, confirm_consent, methods=["POST"], tags=["consent"],
+                         summary="Consent confirm handler", response_class=RedirectResponse, status_code=303)

@@ -1,0 +1,107 @@
+"""RFC 8414 authorization server metadata and RFC 9728 protected resource metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter
+from starlette.responses import JSONResponse
+
+from oauth_server.clients import AUTH_METHODS
+from oauth_server.web.context import RouterContext
+
+METADATA_HEADERS = {"Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*"}
+
+
+def authorization_server_metadata(ctx: RouterContext) -> dict[str, Any]:
+    settings = ctx.server.settings
+    doc: dict[str, Any] = {
+        "issuer": settings.issuer_url,  # RFC 8414 §3.3: identical to the issuer, no added slash
+        "authorization_endpoint": ctx.endpoint_url("authorize"),
+        "token_endpoint": ctx.endpoint_url("token"),
+        "revocation_endpoint": ctx.endpoint_url("revoke"),
+        "scopes_supported": list(settings.scopes_supported),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207 §3
+        "client_id_metadata_document_supported": False,
+    }
+    if settings.dynamic_client_registration:
+        doc["registration_endpoint"] = ctx.endpoint_url("register")
+    if settings.service_documentation_url:
+        doc["service_documentation"] = settings.service_documentation_url
+    return doc
+
+
+def protected_resource_metadata(ctx: RouterContext) -> dict[str, Any]:
+    settings = ctx.server.settings
+    doc: dict[str, Any] = {
+        "resource": settings.resource_server_url,
+        "authorization_servers": [settings.issuer_url],
+        "scopes_supported": list(settings.scopes_supported),
+        "bearer_methods_supported": ["header"],
+    }
+    if settings.resource_name:
+        doc["resource_name"] = settings.resource_name
+    return doc
+
+
+def protected_resource_metadata_path(resource_url: str) -> str:
+    """RFC 9728 §3.1: the well-known segment goes between host and the resource's path."""
+    path = urlsplit(resource_url).path.rstrip("/")
+    return f"/.well-known/oauth-protected-resource{path}"
+
+
+def protected_resource_metadata_url(resource_url: str) -> str:
+    parts = urlsplit(resource_url)
+    return f"{parts.scheme}://{parts.netloc}{protected_resource_metadata_path(resource_url)}"
+
+
+def add_routes(router: APIRouter, ctx: RouterContext) -> None:
+    as_doc = authorization_server_metadata(ctx)
+    as_body = bytes(JSONResponse(as_doc).body)
+
+    async def get_authorization_server_metadata() -> JSONResponse:
+        """RFC 8414 §3: the authorization server's metadata."""
+        return _cached(as_body)
+
+    router.add_api_route(
+        f"/.well-known/oauth-authorization-server{ctx.base_path}",
+        get_authorization_server_metadata, methods=["GET"], tags=["metadata"],
+        summary="Authorization server metadata (RFC 8414)",
+    )
+
+    for resource in ctx.server.settings.resources:
+        router.add_api_route(
+            protected_resource_metadata_path(resource), _protected_resource_endpoint(ctx, resource),
+            methods=["GET"], tags=["metadata"], summary="Protected resource metadata (RFC 9728)",
+        )
+
+
+def _protected_resource_endpoint(ctx: RouterContext, resource: str) -> Callable[[], Awaitable[JSONResponse]]:
+    body = bytes(JSONResponse(protected_resource_metadata_for(ctx, resource)).body)
+
+    async def get_protected_resource_metadata() -> JSONResponse:
+        """RFC 9728 §3: metadata of the protected MCP resource."""
+        return _cached(body)
+
+    return get_protected_resource_metadata
+
+
+def protected_resource_metadata_for(ctx: RouterContext, resource: str) -> dict[str, Any]:
+    doc = protected_resource_metadata(ctx)
+    doc["resource"] = resource
+    return doc
+
+
+def _cached(body: bytes) -> JSONResponse:
+    response = JSONResponse(content=None, headers=METADATA_HEADERS)
+    response.body = body
+    response.headers["content-length"] = str(len(body))
+    return response

@@ -1,0 +1,62 @@
+"""POST /register: RFC 7591 dynamic client registration."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from oauth_server.errors import InvalidClientMetadata
+from oauth_server.web.context import RouterContext
+from oauth_server.web.errors import NO_STORE
+
+REGISTRATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["redirect_uris"],
+    "properties": {
+        "redirect_uris": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "token_endpoint_auth_method": {
+            "type": "string", "enum": ["none", "client_secret_basic", "client_secret_post"]},
+        "grant_types": {"type": "array", "items": {"type": "string", "enum": ["authorization_code", "refresh_token"]}},
+        "response_types": {"type": "array", "items": {"type": "string", "enum": ["code"]}},
+        "scope": {"type": "string"},
+        "client_name": {"type": "string", "maxLength": 256},
+        "client_uri": {"type": "string"},
+        "logo_uri": {"type": "string"},
+        "tos_uri": {"type": "string"},
+        "policy_uri": {"type": "string"},
+        "contacts": {"type": "array", "items": {"type": "string"}},
+        "software_id": {"type": "string"},
+        "software_version": {"type": "string"},
+        "application_type": {"type": "string", "enum": ["web", "native"]},
+    },
+}
+
+
+def add_routes(router: APIRouter, ctx: RouterContext) -> None:
+    if not ctx.server.settings.dynamic_client_registration:
+        return
+
+    async def register_client(request: Request) -> JSONResponse:
+        """RFC 7591 §3.1: register a client. Returns 201 with the client information."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise InvalidClientMetadata("the request body must be application/json")
+        try:
+            metadata = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidClientMetadata("the request body is not valid JSON") from None
+        if not isinstance(metadata, dict):
+            raise InvalidClientMetadata("the request body must be a JSON object")
+        info = await ctx.server.register(metadata)
+        return JSONResponse(info, status_code=201, headers=NO_STORE)
+
+    router.add_api_route(
+        ctx.path("register"), register_client, methods=["POST"], status_code=201, tags=["oauth"],
+        summary="Dynamic client registration (RFC 7591)",
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": REGISTRATION_SCHEMA}}}},
+    )

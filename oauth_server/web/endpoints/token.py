@@ -1,0 +1,64 @@
+"""POST /token: authorization_code and refresh_token grants (RFC 6749 §3.2, OAuth 2.1 §3.2)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from oauth_server.clients import ClientCredentials, credentials_from_request
+from oauth_server.errors import InvalidClient, InvalidRequest
+from oauth_server.records import Client
+from oauth_server.web.context import RouterContext, multi, single
+from oauth_server.web.errors import NO_STORE, error_response
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+async def read_form(request: Request) -> dict[str, list[str]]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != FORM_TYPE:
+        raise InvalidRequest(f"the request body must be {FORM_TYPE}")
+    return multi(await request.form(max_files=0, max_fields=50))
+
+
+async def authenticate(ctx: RouterContext, request: Request, form: dict[str, list[str]]) -> Client:
+    credentials: ClientCredentials = credentials_from_request(
+        request.headers.get("authorization"), single(form, "client_id"), single(form, "client_secret")
+    )
+    return await ctx.server.authenticate_client(credentials)
+
+
+def client_error(request: Request, exc: InvalidClient) -> JSONResponse:
+    """RFC 6749 §5.2: a failed Basic attempt answers 401 with WWW-Authenticate."""
+    headers = {}
+    if (request.headers.get("authorization") or "").lower().startswith("basic"):
+        headers["WWW-Authenticate"] = 'Basic realm="oauth"'
+    return error_response(exc, headers)
+
+
+def add_routes(router: APIRouter, ctx: RouterContext) -> None:
+    async def token(
+        request: Request,
+        grant_type: Annotated[str, Form(description="authorization_code or refresh_token")],
+        code: Annotated[str | None, Form()] = None,
+        redirect_uri: Annotated[str | None, Form()] = None,
+        code_verifier: Annotated[str | None, Form(description="PKCE verifier (RFC 7636)")] = None,
+        refresh_token: Annotated[str | None, Form()] = None,
+        scope: Annotated[str | None, Form()] = None,
+        resource: Annotated[str | None, Form(description="RFC 8707 resource indicator")] = None,
+        client_id: Annotated[str | None, Form()] = None,
+        client_secret: Annotated[str | None, Form()] = None,
+    ) -> JSONResponse:
+        """Exchange a code or a refresh token for tokens. Responses are never cached."""
+        form = await read_form(request)
+        try:
+            client = await authenticate(ctx, request, form)
+        except InvalidClient as exc:
+            return client_error(request, exc)
+        body = await ctx.server.token(client, form)
+        return JSONResponse(body, headers=NO_STORE)
+
+    router.add_api_route(ctx.path("token"), token, methods=["POST"], tags=["oauth"], summary="Token endpoint")

@@ -1,0 +1,71 @@
+"""Turning exceptions into OAuth error responses, for every route of the router.
+
+``OAuthRoute`` wraps each endpoint so that an ``OAuthError`` becomes its JSON body and status,
+a storage outage becomes 503 ``temporarily_unavailable``, FastAPI's own validation errors
+become 400 ``invalid_request``, and anything unexpected becomes 500 ``server_error`` with the
+traceback in the log only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from oauth_server.errors import InvalidRequest, OAuthError, ServerError, StorageUnavailable, TemporarilyUnavailable
+
+logger = logging.getLogger("oauth_server")
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def error_response(error: OAuthError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error.to_dict(), status_code=error.status_code, headers={**NO_STORE, **(headers or {})})
+
+
+def is_storage_outage(exc: BaseException) -> bool:
+    """Database driver and pool errors, recognised without importing any driver."""
+    if isinstance(exc, (StorageUnavailable, ConnectionError, TimeoutError, OSError)):
+        return True
+    module = type(exc).__module__
+    return module.startswith(("sqlalchemy", "asyncpg", "aiosqlite", "sqlite3"))
+
+
+def oauth_error_for(exc: Exception) -> OAuthError:
+    if isinstance(exc, OAuthError):
+        return exc
+    if isinstance(exc, RequestValidationError):
+        return InvalidRequest("malformed request parameters")
+    if is_storage_outage(exc):
+        logger.error("storage unavailable: %s", exc.__class__.__name__)
+        return TemporarilyUnavailable("the authorization server's storage is unavailable; retry later")
+    logger.exception("unexpected error in an OAuth endpoint")
+    return ServerError("an unexpected error occurred")
+
+
+class OAuthRoute(APIRoute):
+    """An APIRoute whose failures are always OAuth JSON errors, never tracebacks or 422s."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as exc:
+                if _is_http_exception(exc):
+                    raise
+                return error_response(oauth_error_for(exc))
+
+        return guarded
+
+
+def _is_http_exception(exc: Exception) -> bool:
+    from starlette.exceptions import HTTPException
+
+    return isinstance(exc, HTTPException)

@@ -1,0 +1,85 @@
+"""``mcp_auth_router``: every endpoint of the authorization server as one FastAPI router."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from oauth_server.server import OAuthServer
+from oauth_server.web import cors
+from oauth_server.web.context import MAX_BODY_BYTES, GetUser, RouterContext, UserScopes
+from oauth_server.web.endpoints import authorize, consent, metadata, register, revoke, token
+from oauth_server.web.errors import OAuthRoute, error_response
+from oauth_server.web.templating import Templates
+
+logger = logging.getLogger("oauth_server")
+
+CORS_PATHS = ("register", "token", "revoke")
+
+
+class _OAuthRouterRoute(OAuthRoute):
+    """Adds CORS to the fetch endpoints and refuses oversized bodies before parsing."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        cors_enabled = self.path.rsplit("/", 1)[-1] in CORS_PATHS or self.path.startswith("/.well-known/")
+
+        async def route(request: Request) -> Response:
+            length = request.headers.get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+                from oauth_server.errors import InvalidRequest
+
+                exc = InvalidRequest("the request body is too large")
+                response: Response = error_response(exc)
+                response.status_code = 413
+            else:
+                response = await handler(request)
+            if cors_enabled:
+                response.headers["Access-Control-Allow-Origin"] = "*"
+            return response
+
+        return route
+
+
+def mcp_auth_router(
+    server: OAuthServer,
+    *,
+    get_user: GetUser | None = None,
+    user_scopes: UserScopes | None = None,
+    templates_directory: str | Path | None = None,
+    consent_path: str | None = None,
+) -> APIRouter:
+    """Build the router. Mount it with ``app.include_router(mcp_auth_router(server, ...))``.
+
+    Args:
+        server: the ``OAuthServer`` holding the rules and the model.
+        get_user: ``async (request) -> subject | None``: who is signed in (the app decides).
+        user_scopes: ``(subject) -> scopes | None``: which scopes that user may grant; None: all.
+        templates_directory: the app's templates; ``oauth_server/consent.html`` there overrides ours.
+        consent_path: where the consent page and its confirm handler live; defaults to the path
+            of ``authorization_url``.
+    """
+    if get_user is None:
+        logger.warning("mcp_auth_router: no get_user given; nobody can approve a consent request")
+    path = consent_path or urlsplit(server.settings.authorization_url).path or "/consent"
+    ctx = RouterContext(server, Templates(templates_directory), get_user, user_scopes, path)
+    router = APIRouter(route_class=_OAuthRouterRoute)
+    metadata.add_routes(router, ctx)
+    register.add_routes(router, ctx)
+    authorize.add_routes(router, ctx)
+    consent.add_routes(router, ctx)
+    token.add_routes(router, ctx)
+    revoke.add_routes(router, ctx)
+    for name in CORS_PATHS:
+        cors.add_preflight(router, ctx.path(name), "POST")
+    cors.add_preflight(router, f"/.well-known/oauth-authorization-server{ctx.base_path}", "GET")
+    for resource in server.settings.resources:
+        cors.add_preflight(router, metadata.protected_resource_metadata_path(resource), "GET")
+    return router
