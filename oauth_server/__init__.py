@@ -10,7 +10,7 @@ from oauth_server.records import AccessToken, AuthorizationCode, Client, Pending
 from oauth_server.server import OAuthServer
 from oauth_server.settings import OAuthServerSettings
 from oauth_server.web.bearer import BearerAuthMiddleware, require_bearer_auth
-from oauth_server.web.router import mcp_auth_router
+from oauth_server.web.router import consent_router, mcp_auth_router
 
 __all__ = [
     "AccessToken",
@@ -24,6 +24,7 @@ __all__ = [
     "OAuthServerSettings",
     "PendingAuthorization",
     "RefreshToken",
+    "consent_router",
     "mcp_auth_router",
     "require_bearer_auth",
 ]

@@ -66,10 +66,7 @@ def mcp_auth_router(
         consent_path: where the consent page and its confirm handler live; defaults to the path
             of ``authorization_url``.
     """
-    if get_user is None:
-        logger.warning("mcp_auth_router: no get_user given; nobody can approve a consent request")
-    path = consent_path or urlsplit(server.settings.authorization_url).path or "/consent"
-    ctx = RouterContext(server, Templates(templates_directory), get_user, user_scopes, path)
+    ctx = _context(server, get_user, user_scopes, templates_directory, consent_path)
     router = APIRouter(route_class=_OAuthRouterRoute)
     metadata.add_routes(router, ctx)
     register.add_routes(router, ctx)
@@ -83,3 +80,32 @@ def mcp_auth_router(
     for resource in server.settings.resources:
         cors.add_preflight(router, metadata.protected_resource_metadata_path(resource), "GET")
     return router
+
+
+def consent_router(
+    server: OAuthServer,
+    *,
+    get_user: GetUser | None = None,
+    user_scopes: UserScopes | None = None,
+    templates_directory: str | Path | None = None,
+    consent_path: str | None = None,
+) -> APIRouter:
+    """Only the consent page and its confirm handler, for apps that serve the other endpoints
+    with the MCP SDK's own ``create_auth_routes`` / ``MCPServer(auth_server_provider=server)``."""
+    ctx = _context(server, get_user, user_scopes, templates_directory, consent_path)
+    router = APIRouter(route_class=_OAuthRouterRoute)
+    consent.add_routes(router, ctx)
+    return router
+
+
+def _context(
+    server: OAuthServer,
+    get_user: GetUser | None,
+    user_scopes: UserScopes | None,
+    templates_directory: str | Path | None,
+    consent_path: str | None,
+) -> RouterContext:
+    if get_user is None:
+        logger.warning("no get_user given: nobody can approve a consent request")
+    path = consent_path or urlsplit(server.settings.authorization_url).path or "/consent"
+    return RouterContext(server, Templates(templates_directory), get_user, user_scopes, path)
