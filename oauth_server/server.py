@@ -206,7 +206,8 @@ class OAuthServer(SDKProviderMixin):
         resources = form.get("resource") or []
         if len(resources) > 1:
             raise InvalidTarget("only one resource may be requested")
-        resource = consent.canonical_resource(self.settings, resources) if resources else None
+        # Compared with the grant's resource after the code is consumed, so a mismatch burns it.
+        resource = resources[0] if resources else None
         grant_type = one("grant_type")
         now = self.now()
         if grant_type == "authorization_code":

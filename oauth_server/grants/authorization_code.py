@@ -14,6 +14,11 @@ from oauth_server.settings import OAuthServerSettings
 logger = logging.getLogger("oauth_server")
 
 
+def resource_matches(requested: str | None, granted: str) -> bool:
+    """RFC 8707 §2.2: a resource at the token endpoint must be the one granted (None: not asked)."""
+    return requested is None or requested.rstrip("/") == granted.rstrip("/")
+
+
 async def consume(model: OAuthServerModel, code: str, now: int) -> AuthorizationCode:
     """Consume the code atomically. A code seen again is a replay: its whole grant is revoked.
 
@@ -49,7 +54,7 @@ def check_binding(
         if redirect_uri != record.redirect_uri:
             raise InvalidGrant("redirect_uri does not match the authorization request")
     # RFC 8707 §2.2: a resource at the token endpoint must be one the code was granted for.
-    if resource is not None and resource != record.resource:
+    if not resource_matches(resource, record.resource):
         raise InvalidTarget("resource does not match the authorization request")
 
 

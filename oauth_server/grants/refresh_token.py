@@ -7,6 +7,7 @@ import logging
 from oauth_server import scopes as scope_strings
 from oauth_server import tokens
 from oauth_server.errors import InvalidGrant, InvalidRequest, InvalidTarget, UnauthorizedClient
+from oauth_server.grants.authorization_code import resource_matches
 from oauth_server.grants.issue import Issuance, mint
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.records import Client, RefreshToken
@@ -84,6 +85,6 @@ async def refresh(
     if "refresh_token" not in client.grant_types:
         raise UnauthorizedClient("client is not registered for the refresh_token grant")
     record = await load(model, client, refresh_token, now)
-    if resource is not None and resource != record.resource:
+    if not resource_matches(resource, record.resource):
         raise InvalidTarget("resource does not match the grant")
     return await rotate(model, settings, now, client, record, narrow_scopes(record, scope_strings.parse(scope)))

@@ -51,7 +51,8 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
         del fresh
         return response
 
-    router.add_api_route(
-        ctx.path("authorize"), authorize, methods=["GET", "POST"], tags=["oauth"],
-        summary="Authorization endpoint", response_class=RedirectResponse, status_code=303,
-    )
+    for method in ("GET", "POST"):
+        router.add_api_route(
+            ctx.path("authorize"), authorize, methods=[method], tags=["oauth"], operation_id=f"authorize_{method}",
+            summary="Authorization endpoint", response_class=RedirectResponse, status_code=303,
+        )
