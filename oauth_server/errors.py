@@ -108,6 +108,13 @@ class InsufficientScope(OAuthError):
     status_code = 403
 
 
+class PayloadTooLarge(OAuthError):
+    """RFC 9110 §15.5.14: the body is over the endpoint's limit (64 KiB)."""
+
+    error = "invalid_request"
+    status_code = 413
+
+
 class ServerError(OAuthError):
     """RFC 6749 §4.1.2.1: an unexpected condition; details only in the log."""
 

@@ -172,7 +172,9 @@ class SDKProviderMixin:
             raise _token_error(exc) from None
         return _oauth_token(issuance, self.settings)
 
-    async def load_refresh_token(self, client: OAuthClientInformationFull, refresh_token: str) -> LoadedRefreshToken | None:
+    async def load_refresh_token(
+        self, client: OAuthClientInformationFull, refresh_token: str
+    ) -> LoadedRefreshToken | None:
         record_client = await self.model.get_client(client.client_id)
         if record_client is None:
             return None

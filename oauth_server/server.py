@@ -125,9 +125,12 @@ class OAuthServer(SDKProviderMixin):
         """Bind an unbound request (made through the SDK provider path) to the viewing browser."""
         if request.pending.browser_digest is not None:
             return request.pending.browser_digest == tokens.digest(browser_secret)
-        return await self.model.bind_pending_authorization(request.pending.request_digest, tokens.digest(browser_secret))
+        browser_digest = tokens.digest(browser_secret)
+        return await self.model.bind_pending_authorization(request.pending.request_digest, browser_digest)
 
-    async def _take_pending(self, request_id: str, browser_secret: str | None, token: str | None) -> PendingAuthorization:
+    async def _take_pending(
+        self, request_id: str, browser_secret: str | None, token: str | None
+    ) -> PendingAuthorization:
         request = await self.get_consent_request(request_id)
         if not consent.is_bound_to(request.pending, request_id, browser_secret, token):
             raise AuthorizationFailed(ConsentForbidden("the consent form is not valid for this browser and request"))

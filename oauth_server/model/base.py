@@ -93,5 +93,5 @@ class OAuthServerModel(ABC):
         is still detected while they could have been valid.
         """
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release connections. The memory model has none."""

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from oauth_server.consent import cookie_name
 from oauth_server.server import OAuthServer
+from oauth_server.web.limits import RateLimits
 from oauth_server.web.templating import Templates
 
 GetUser = Callable[[Request], Awaitable[str | None]]
@@ -33,6 +34,7 @@ class RouterContext:
     get_user: GetUser | None
     user_scopes: UserScopes | None
     consent_path: str
+    limits: RateLimits
 
     @property
     def base_path(self) -> str:
@@ -43,6 +45,10 @@ class RouterContext:
 
     def path(self, name: str) -> str:
         return f"{self.base_path}/{name}"
+
+    async def limit(self, name: str, request: Request, key: str | None = None) -> None:
+        """Apply rate limit ``name`` to the caller's IP (or to ``key``, e.g. a client_id)."""
+        await self.limits.hit(name, key or (request.client.host if request.client else "unknown"))
 
     # -- the browser-binding cookie (see oauth_server.consent) ------------------------------
     def browser_secret(self, request: Request) -> str | None:

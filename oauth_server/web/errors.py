@@ -25,7 +25,11 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def error_response(error: OAuthError, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error.to_dict(), status_code=error.status_code, headers={**NO_STORE, **(headers or {})})
+    extra = dict(headers or {})
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        extra["Retry-After"] = str(retry_after)
+    return JSONResponse(error.to_dict(), status_code=error.status_code, headers={**NO_STORE, **extra})
 
 
 def is_storage_outage(exc: BaseException) -> bool:

@@ -12,11 +12,13 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from oauth_server.errors import InvalidRequest, OAuthError, PayloadTooLarge
 from oauth_server.server import OAuthServer
 from oauth_server.web import cors
 from oauth_server.web.context import MAX_BODY_BYTES, GetUser, RouterContext, UserScopes
 from oauth_server.web.endpoints import authorize, consent, metadata, register, revoke, token
 from oauth_server.web.errors import OAuthRoute, error_response
+from oauth_server.web.limits import RateLimits
 from oauth_server.web.templating import Templates
 
 logger = logging.getLogger("oauth_server")
@@ -25,27 +27,47 @@ CORS_PATHS = ("register", "token", "revoke")
 
 
 class _OAuthRouterRoute(OAuthRoute):
-    """Adds CORS to the fetch endpoints and refuses oversized bodies before parsing."""
+    """Adds CORS to the fetch endpoints; refuses oversized bodies and NUL bytes before parsing."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         cors_enabled = self.path.rsplit("/", 1)[-1] in CORS_PATHS or self.path.startswith("/.well-known/")
 
         async def route(request: Request) -> Response:
-            length = request.headers.get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-                from oauth_server.errors import InvalidRequest
-
-                exc = InvalidRequest("the request body is too large")
-                response: Response = error_response(exc)
-                response.status_code = 413
-            else:
-                response = await handler(request)
+            problem = await _screen(request)
+            response = error_response(problem) if problem is not None else await handler(request)
             if cors_enabled:
                 response.headers["Access-Control-Allow-Origin"] = "*"
             return response
 
         return route
+
+
+async def _screen(request: Request) -> OAuthError | None:
+    """Read the body with a hard cap (also for chunked requests) and refuse NUL bytes anywhere.
+
+    A NUL never occurs in a legitimate OAuth request and some databases refuse it in text.
+    """
+    if _has_nul(request.scope.get("query_string", b"")):
+        return InvalidRequest("parameters must not contain NUL bytes")
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return None
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+        return PayloadTooLarge("the request body is larger than 64 KiB")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return PayloadTooLarge("the request body is larger than 64 KiB")
+    request._body = bytes(body)  # Starlette serves form()/json() from this cached body
+    if _has_nul(body):
+        return InvalidRequest("parameters must not contain NUL bytes")
+    return None
+
+
+def _has_nul(raw: bytes | bytearray) -> bool:
+    return b"\x00" in raw or b"%00" in raw or b"\\u0000" in raw
 
 
 def mcp_auth_router(
@@ -55,6 +77,7 @@ def mcp_auth_router(
     user_scopes: UserScopes | None = None,
     templates_directory: str | Path | None = None,
     consent_path: str | None = None,
+    rate_limits: RateLimits | None = None,
 ) -> APIRouter:
     """Build the router. Mount it with ``app.include_router(mcp_auth_router(server, ...))``.
 
@@ -65,8 +88,10 @@ def mcp_auth_router(
         templates_directory: the app's templates; ``oauth_server/consent.html`` there overrides ours.
         consent_path: where the consent page and its confirm handler live; defaults to the path
             of ``authorization_url``.
+        rate_limits: ``RateLimits(...)``; default: ``DEFAULT_LIMITS`` in memory. ``RateLimits.disabled()``
+            turns them off (benchmarks).
     """
-    ctx = _context(server, get_user, user_scopes, templates_directory, consent_path)
+    ctx = _context(server, get_user, user_scopes, templates_directory, consent_path, rate_limits)
     router = APIRouter(route_class=_OAuthRouterRoute)
     metadata.add_routes(router, ctx)
     register.add_routes(router, ctx)
@@ -89,10 +114,11 @@ def consent_router(
     user_scopes: UserScopes | None = None,
     templates_directory: str | Path | None = None,
     consent_path: str | None = None,
+    rate_limits: RateLimits | None = None,
 ) -> APIRouter:
     """Only the consent page and its confirm handler, for apps that serve the other endpoints
     with the MCP SDK's own ``create_auth_routes`` / ``MCPServer(auth_server_provider=server)``."""
-    ctx = _context(server, get_user, user_scopes, templates_directory, consent_path)
+    ctx = _context(server, get_user, user_scopes, templates_directory, consent_path, rate_limits)
     router = APIRouter(route_class=_OAuthRouterRoute)
     consent.add_routes(router, ctx)
     return router
@@ -104,8 +130,10 @@ def _context(
     user_scopes: UserScopes | None,
     templates_directory: str | Path | None,
     consent_path: str | None,
+    rate_limits: RateLimits | None,
 ) -> RouterContext:
     if get_user is None:
         logger.warning("no get_user given: nobody can approve a consent request")
     path = consent_path or urlsplit(server.settings.authorization_url).path or "/consent"
-    return RouterContext(server, Templates(templates_directory), get_user, user_scopes, path)
+    limits = rate_limits if rate_limits is not None else RateLimits()
+    return RouterContext(server, Templates(templates_directory), get_user, user_scopes, path, limits)

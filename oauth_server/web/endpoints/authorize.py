@@ -37,18 +37,18 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
         resource: Annotated[str | None, Query(description="RFC 8707 resource indicator")] = None,
     ) -> Response:
         """OAuth 2.1 §4.1.1 authorization request (code flow with PKCE S256 only)."""
+        await ctx.limit("authorize", request)
         if request.method == "POST":
             params = multi(await request.form(max_files=0, max_fields=50))
         else:
             params = multi(request.query_params)
-        secret, fresh = ctx.ensure_browser_secret(request)
+        secret, _ = ctx.ensure_browser_secret(request)
         try:
             start = await ctx.server.start_authorization(params, secret)
         except AuthorizationFailed as failure:
             return failure_response(ctx, failure)
         response = RedirectResponse(start.consent_url, status_code=303)
         ctx.set_browser_cookie(response, secret)
-        del fresh
         return response
 
     for method in ("GET", "POST"):

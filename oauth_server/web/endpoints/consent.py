@@ -75,6 +75,7 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
         scope: Annotated[str | None, Form(description="Optional narrower scope the user chose")] = None,
     ) -> Response:
         """The user's decision: 303 to the client's redirect URI with a code or ``access_denied``."""
+        await ctx.limit("consent", request)
         form = multi(await request.form(max_files=0, max_fields=50))
         secret = ctx.browser_secret(request)
         try:

@@ -42,6 +42,7 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
 
     async def register_client(request: Request) -> JSONResponse:
         """RFC 7591 §3.1: register a client. Returns 201 with the client information."""
+        await ctx.limit("register", request)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             raise InvalidClientMetadata("the request body must be application/json")

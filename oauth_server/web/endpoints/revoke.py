@@ -23,6 +23,7 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
         client_secret: Annotated[str | None, Form()] = None,
     ) -> Response:
         """RFC 7009 §2.1: revoke a token and its grant. Unknown tokens answer 200 too."""
+        await ctx.limit("revoke", request)
         form = await read_form(request)
         try:
             client = await authenticate(ctx, request, form)

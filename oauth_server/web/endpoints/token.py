@@ -53,11 +53,13 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
         client_secret: Annotated[str | None, Form()] = None,
     ) -> JSONResponse:
         """Exchange a code or a refresh token for tokens. Responses are never cached."""
+        await ctx.limit("token", request)
         form = await read_form(request)
         try:
             client = await authenticate(ctx, request, form)
         except InvalidClient as exc:
             return client_error(request, exc)
+        await ctx.limit("token_client", request, client.client_id)
         body = await ctx.server.token(client, form)
         return JSONResponse(body, headers=NO_STORE)
 

@@ -1,0 +1,77 @@
+"""Rate limits for register, authorize, consent, token and revoke (RFC 9700 §4.x, brute force).
+
+Built on ``limits``, the engine under slowapi: slowapi's decorators need ``app.state`` and an
+app-level exception handler, which a router cannot install, so the router calls the engine
+itself. Limits are per client IP, and at the token endpoint also per client_id. Storage is in
+memory by default; ``storage_uri="redis://host:6379"`` makes several processes share limits.
+If the storage is unreachable the request is let through (limits are defence in depth; an
+outage of Redis must not take the authorization server down) and a warning is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+from limits import RateLimitItem, parse
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+from oauth_server.errors import OAuthError
+
+logger = logging.getLogger("oauth_server")
+
+DEFAULT_LIMITS = {
+    "register": "30/minute",
+    "authorize": "60/minute",
+    "consent": "30/minute",      # the example's login form: slows password guessing
+    "token": "300/minute",
+    "token_client": "120/minute",
+    "revoke": "120/minute",
+}
+
+
+class RateLimited(OAuthError):
+    """429 with ``Retry-After``; the body is an OAuth error like every other failure."""
+
+    error = "temporarily_unavailable"
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many requests; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+@dataclass
+class RateLimits:
+    """Per-endpoint limits such as ``{"token": "300/minute"}``; ``enabled=False`` turns all off."""
+
+    limits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    storage_uri: str = "memory://"
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        self._items: dict[str, RateLimitItem] = {name: parse(rule) for name, rule in self.limits.items()}
+        uri = self.storage_uri if self.storage_uri.startswith("async+") else f"async+{self.storage_uri}"
+        options = {"implementation": "redispy"} if "redis" in uri else {}
+        self._limiter = MovingWindowRateLimiter(storage_from_string(uri, **options))
+
+    @classmethod
+    def disabled(cls) -> RateLimits:
+        return cls(enabled=False)
+
+    async def hit(self, name: str, key: str) -> None:
+        """Count one request for ``key`` under limit ``name``; raise ``RateLimited`` past it."""
+        item = self._items.get(name)
+        if not self.enabled or item is None:
+            return
+        try:
+            if await self._limiter.hit(item, name, key):
+                return
+            stats = await self._limiter.get_window_stats(item, name, key)
+        except Exception as exc:  # noqa: BLE001 - fail open on a storage outage, loudly
+            logger.warning("rate limit storage unavailable (%s); request allowed", exc.__class__.__name__)
+            return
+        raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
