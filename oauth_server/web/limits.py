@@ -51,11 +51,13 @@ class RateLimits:
     limits: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     storage_uri: str = "memory://"
     enabled: bool = True
+    #: Namespace of the keys in a shared storage (Redis), so several apps can share one server.
+    key_prefix: str = "oauth_server"
 
     def __post_init__(self) -> None:
         self._items: dict[str, RateLimitItem] = {name: parse(rule) for name, rule in self.limits.items()}
         uri = self.storage_uri if self.storage_uri.startswith("async+") else f"async+{self.storage_uri}"
-        options = {"implementation": "redispy"} if "redis" in uri else {}
+        options = {"implementation": "redispy", "key_prefix": self.key_prefix} if "redis" in uri else {}
         self._limiter = MovingWindowRateLimiter(storage_from_string(uri, **options))
 
     @classmethod
