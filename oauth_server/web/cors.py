@@ -23,3 +23,14 @@ def add_preflight(router: APIRouter, path: str, methods: str) -> None:
         })
 
     router.add_api_route(path, preflight, methods=["OPTIONS"], include_in_schema=False)
+
+
+def add_method_not_allowed(router: APIRouter, path: str, allowed: str) -> None:
+    """A path served by one route per method (each its own operationId) still answers other
+    methods with 405 and the full ``Allow`` list (RFC 9110 §15.5.6)."""
+
+    async def method_not_allowed() -> Response:
+        return Response(status_code=405, headers={"Allow": allowed})
+
+    router.add_api_route(path, method_not_allowed, methods=["PUT", "PATCH", "DELETE", "OPTIONS"],
+                         include_in_schema=False)

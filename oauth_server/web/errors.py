@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine, Mapping
+from http import HTTPStatus
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -73,3 +75,27 @@ def _is_http_exception(exc: Exception) -> bool:
     from starlette.exceptions import HTTPException
 
     return isinstance(exc, HTTPException)
+
+
+class OAuthErrorBody(BaseModel):
+    """RFC 6749 §5.2 error response body."""
+
+    error: str
+    error_description: str | None = None
+
+
+def json_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for OAuth JSON errors, so the schema says what clients really get."""
+    return {status: {"model": OAuthErrorBody, "description": HTTPStatus(status).phrase} for status in statuses}
+
+
+def html_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Browser-facing errors: an HTML page, or the JSON error when the request is refused before routing."""
+    json_schema = {"schema": OAuthErrorBody.model_json_schema()}
+    return {status: {"description": HTTPStatus(status).phrase,
+                     "content": {"text/html": {"schema": {"type": "string"}}, "application/json": json_schema}}
+            for status in statuses}
+
+
+# Every endpoint can answer these: a too-large body, rate limits, storage outage, a bug.
+COMMON_ERRORS = (413, 429, 500, 503)

@@ -99,6 +99,8 @@ def mcp_auth_router(
     consent.add_routes(router, ctx)
     token.add_routes(router, ctx)
     revoke.add_routes(router, ctx)
+    cors.add_method_not_allowed(router, ctx.path("authorize"), "GET, HEAD, POST")
+    cors.add_method_not_allowed(router, ctx.consent_path, "GET, HEAD, POST")
     for name in CORS_PATHS:
         cors.add_preflight(router, ctx.path(name), "POST")
     cors.add_preflight(router, f"/.well-known/oauth-authorization-server{ctx.base_path}", "GET")

@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from oauth_server.errors import AuthorizationFailed
 from oauth_server.web.context import RouterContext, multi
+from oauth_server.web.errors import COMMON_ERRORS, html_errors, json_errors
 
 
 def failure_response(ctx: RouterContext, failure: AuthorizationFailed) -> Response:
@@ -55,4 +56,5 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
         router.add_api_route(
             ctx.path("authorize"), authorize, methods=[method], tags=["oauth"], operation_id=f"authorize_{method}",
             summary="Authorization endpoint", response_class=RedirectResponse, status_code=303,
+            responses={**json_errors(*COMMON_ERRORS), **html_errors(400, 403)},
         )

@@ -12,13 +12,14 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Query
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from oauth_server import consent, redirect_uris
 from oauth_server.errors import AuthorizationFailed, ConsentForbidden, InvalidRequest
 from oauth_server.server import ConsentRequest
 from oauth_server.web.context import RouterContext, multi, single
 from oauth_server.web.endpoints.authorize import failure_response
+from oauth_server.web.errors import COMMON_ERRORS, html_errors, json_errors
 
 
 def redirect_host(uri: str) -> str:
@@ -105,6 +106,8 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
             return failure_response(ctx, failure)
 
     router.add_api_route(ctx.consent_path, consent_page, methods=["GET"], tags=["consent"],
-                         summary="Consent page")
+                         summary="Consent page", response_class=HTMLResponse,
+                         responses={**json_errors(*COMMON_ERRORS), **html_errors(303, 400, 403)})
     router.add_api_route(ctx.consent_path, confirm_consent, methods=["POST"], tags=["consent"],
-                         summary="Consent confirm handler", response_class=RedirectResponse, status_code=303)
+                         summary="Consent confirm handler", response_class=RedirectResponse, status_code=303,
+                         responses={**json_errors(400, *COMMON_ERRORS), **html_errors(400, 401, 403)})

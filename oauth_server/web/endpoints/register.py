@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 
 from oauth_server.errors import InvalidClientMetadata
 from oauth_server.web.context import RouterContext
-from oauth_server.web.errors import NO_STORE
+from oauth_server.web.errors import COMMON_ERRORS, NO_STORE, json_errors
 
 REGISTRATION_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -57,7 +57,7 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
 
     router.add_api_route(
         ctx.path("register"), register_client, methods=["POST"], status_code=201, tags=["oauth"],
-        summary="Dynamic client registration (RFC 7591)",
+        summary="Dynamic client registration (RFC 7591)", responses=json_errors(400, *COMMON_ERRORS),
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
             "schema": REGISTRATION_SCHEMA}}}},
     )

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from oauth_server.errors import InvalidClient, InvalidRequest
 from oauth_server.web.context import RouterContext, single
 from oauth_server.web.endpoints.token import authenticate, client_error, read_form
-from oauth_server.web.errors import NO_STORE
+from oauth_server.web.errors import COMMON_ERRORS, NO_STORE, json_errors
 
 
 def add_routes(router: APIRouter, ctx: RouterContext) -> None:
@@ -36,4 +36,4 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
         return JSONResponse({}, headers=NO_STORE)
 
     router.add_api_route(ctx.path("revoke"), revoke, methods=["POST"], tags=["oauth"],
-                         summary="Token revocation (RFC 7009)")
+                         summary="Token revocation (RFC 7009)", responses=json_errors(400, 401, *COMMON_ERRORS))

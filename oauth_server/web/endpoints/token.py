@@ -12,7 +12,7 @@ from oauth_server.clients import ClientCredentials, credentials_from_request
 from oauth_server.errors import InvalidClient, InvalidRequest
 from oauth_server.records import Client
 from oauth_server.web.context import RouterContext, multi, single
-from oauth_server.web.errors import NO_STORE, error_response
+from oauth_server.web.errors import COMMON_ERRORS, NO_STORE, error_response, json_errors
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 
@@ -63,4 +63,5 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
         body = await ctx.server.token(client, form)
         return JSONResponse(body, headers=NO_STORE)
 
-    router.add_api_route(ctx.path("token"), token, methods=["POST"], tags=["oauth"], summary="Token endpoint")
+    router.add_api_route(ctx.path("token"), token, methods=["POST"], tags=["oauth"], summary="Token endpoint",
+                         responses=json_errors(400, 401, *COMMON_ERRORS))
