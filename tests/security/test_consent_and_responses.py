@@ -157,3 +157,17 @@ async def test_revocation_other_clients_token_stays_active(http: httpx.AsyncClie
                                                "client_secret": confidential.client_secret or ""})
     assert refused.status_code == 400
     assert (await http.post("/mcp", headers={"Authorization": f"Bearer {tokens['access_token']}"})).status_code == 200
+
+
+async def test_response_iss_on_every_authorization_response(http: httpx.AsyncClient) -> None:
+    """RFC 9207 §2: success, authorize-time errors and consent errors all carry iss."""
+    from tests.helpers import query
+
+    client = await register(http)
+    bad = await http.get("/authorize", params=authorize_params(client.client_id, code_challenge_method="plain"))
+    _, fields = await open_consent(http, client.client_id)
+    good = await http.post("/consent", data={**fields, "decision": "approve"})
+    _, fields = await open_consent(http, client.client_id)
+    denied = await http.post("/consent", data={**fields, "decision": "deny"})
+    for response in (bad, good, denied):
+        assert query(response.headers["location"])["iss"] == "http://localhost:8000"
