@@ -23,6 +23,7 @@ from oauth_server.records import AccessToken
 from oauth_server.sdk_provider import sdk_access_token
 from oauth_server.server import OAuthServer
 from oauth_server.web.endpoints.metadata import protected_resource_metadata_url
+from oauth_server.web.errors import is_storage_outage
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,15 @@ class BearerAuth:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise self._fail(401, "invalid_request", "the Authorization header must be 'Bearer <token>'")
-        record = await self.server.verify_access_token(value.strip())
+        try:
+            record = await self.server.verify_access_token(value.strip())
+        except Exception as exc:
+            if not is_storage_outage(exc):
+                raise
+            # The token may be fine: say "try again", never "invalid_token" (which would make
+            # clients throw the token away and send the user through consent again).
+            raise BearerFailure(503, "temporarily_unavailable", "token storage is unavailable; retry later",
+                                'Bearer error="temporarily_unavailable"') from None
         if record is None or record.resource != self.resource:
             raise self._fail(401, "invalid_token", "the access token is invalid, expired or for another resource")
         missing = [s for s in self.required_scopes if s not in record.scopes]
