@@ -1,0 +1,17 @@
+"""The apps the benchmark starts, one process each; every one serves through ``serve``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def serve(app: Any, port: int) -> None:
+    """uvicorn as every Python app under test runs: one process, access log off, warnings only.
+
+    Loop and HTTP parser are uvicorn's ``auto`` choice: uvloop and httptools when installed
+    (``uvicorn[standard]``), else asyncio and h11; ``bench.run`` records which in the report.
+    """
+    import uvicorn
+
+    uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning",
+                loop="auto", http="auto", lifespan="on")

@@ -1,0 +1,204 @@
+"""The servers under test: how to check, prepare, start and stop each one.
+
+Ours (memory, SQLite, Postgres), the peers (mcp-oauth-server on Express, the MCP SDK's auth
+routes) and the ceiling (bare Starlette). Every Python app runs on the same uvicorn settings
+(``bench.apps.serve``); the node peer runs with ``NODE_ENV=production``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PEERS = BENCH / "peers"
+PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_DATABASE = "oauth_bench"
+
+
+@dataclass
+class Server:
+    name: str
+    kind: str  # "ours", "peer" or "ceiling"
+    adapter: str  # the driver's flow adapter
+    description: str
+    available: bool = True
+    reason: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def command(self, port: int, workdir: Path) -> tuple[list[str], Path, dict[str, str]]:
+        """argv, cwd and extra environment for one start on ``port``."""
+        py = [sys.executable, "-m"]
+        if self.name == "ours-memory":
+            return [*py, "bench.apps.ours", "--port", str(port), "--model", "memory"], ROOT, {}
+        if self.name == "ours-sqlite":
+            url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+            return [*py, "bench.apps.ours", "--port", str(port), "--model", "sqlite", "--db-url", url], ROOT, {}
+        if self.name == "ours-postgres":
+            url = f"postgresql+asyncpg://{_pg_netloc()}/{PG_DATABASE}"
+            return [*py, "bench.apps.ours", "--port", str(port), "--model", "postgres", "--db-url", url], ROOT, {}
+        if self.name == "mcp-sdk":
+            return [*py, "bench.apps.sdk", "--port", str(port)], ROOT, {}
+        if self.name == "starlette":
+            return [*py, "bench.apps.ceiling", "--port", str(port)], ROOT, {}
+        if self.name == "mcp-oauth-server":
+            node = shutil.which("node") or "node"
+            return [node, "server.mjs", str(port)], PEERS / "mcp-oauth-server", {"NODE_ENV": "production"}
+        raise ValueError(self.name)
+
+    @contextlib.contextmanager
+    def prepared(self) -> Iterator[Path]:
+        """A fresh store for one start: a temp directory (SQLite file), a new Postgres database."""
+        with tempfile.TemporaryDirectory(prefix=f"bench-{self.name}-") as tmp:
+            if self.name == "ours-postgres":
+                asyncio.run(_recreate_database())
+            yield Path(tmp)
+
+
+ALL = [
+    Server("ours-memory", "ours", "consent-page", "oauth_server, MemoryOAuthServerModel, uvicorn"),
+    Server("ours-sqlite", "ours", "consent-page",
+           "oauth_server, SQLAlchemyOAuthServerModel on SQLite (aiosqlite, temp file)"),
+    Server("ours-postgres", "ours", "consent-page",
+           "oauth_server, SQLAlchemyOAuthServerModel on Postgres (asyncpg, local)"),
+    Server("mcp-oauth-server", "peer", "consent-page",
+           "npm mcp-oauth-server 1.0.0, Express 5, MemoryOAuthServerModel, node"),
+    Server("mcp-sdk", "peer", "immediate-code", "MCP Python SDK create_auth_routes + in-memory provider, uvicorn"),
+    Server("starlette", "ceiling", "none", "bare Starlette hello JSON on uvicorn (ceiling)"),
+]
+
+
+def _pg_netloc() -> str:
+    rest = PG_ADMIN_URL.split("://", 1)[1]
+    return rest.split("/", 1)[0]
+
+
+async def _pg_execute(*statements: str) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def _recreate_database() -> None:
+    await _pg_execute(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)", f"CREATE DATABASE {PG_DATABASE}")
+
+
+def drop_database() -> None:
+    with contextlib.suppress(Exception):
+        asyncio.run(_pg_execute(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)"))
+
+
+def check(server: Server) -> Server:
+    """Mark a server unavailable (with the reason) when what it needs is missing here."""
+    def off(reason: str) -> Server:
+        server.available, server.reason = False, reason
+        return server
+
+    if server.name in ("ours-sqlite", "ours-postgres"):
+        try:
+            module = importlib.import_module("oauth_server.model.sqlalchemy")
+            module.SQLAlchemyOAuthServerModel  # noqa: B018 - the attribute is the check
+        except Exception as exc:  # noqa: BLE001
+            return off(f"SQL model not importable ({type(exc).__name__}: {exc})")
+        if server.name == "ours-sqlite" and importlib.util.find_spec("aiosqlite") is None:
+            return off("aiosqlite is not installed")
+        if server.name == "ours-postgres":
+            if importlib.util.find_spec("asyncpg") is None:
+                return off("asyncpg is not installed")
+            try:
+                asyncio.run(_pg_execute("SELECT 1"))
+            except Exception as exc:  # noqa: BLE001
+                return off(f"PostgreSQL unreachable at {_pg_netloc()} ({type(exc).__name__})")
+    if server.name == "mcp-oauth-server":
+        if not shutil.which("node") or not shutil.which("npm"):
+            return off("node and npm are needed")
+    return server
+
+
+def install_peer(name: str = "mcp-oauth-server") -> None:
+    """``npm ci`` from the committed lock file, when node_modules is missing or older than it."""
+    directory = PEERS / name
+    marker = directory / "node_modules" / ".package-lock.json"
+    lock = directory / "package-lock.json"
+    if marker.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    print(f"[bench] npm ci in {directory.relative_to(ROOT)}", file=sys.stderr)
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=directory, check=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pin(core: int | None) -> list[str]:
+    taskset = shutil.which("taskset")
+    return [taskset, "-c", str(core)] if core is not None and taskset else []
+
+
+class Running:
+    """A started server: its process (pinned), its port, its log."""
+
+    def __init__(self, server: Server, workdir: Path, core: int | None) -> None:
+        self.server = server
+        self.port = free_port()
+        argv, cwd, env = server.command(self.port, workdir)
+        self.log_path = workdir / "server.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        environment = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        # taskset execs the server, so the pid is the server's own (for /proc CPU accounting).
+        self.process = subprocess.Popen([*pin(core), *argv], cwd=cwd, env=environment,
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+
+    @property
+    def resource_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        url = f"http://127.0.0.1:{self.port}/.well-known/oauth-protected-resource/mcp"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.server.name} exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.server.name} not ready after {timeout} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        self.log.flush()
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.log.close()
