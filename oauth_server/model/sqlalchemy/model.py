@@ -1,0 +1,307 @@
+"""``SQLAlchemyOAuthServerModel``: the storage interface on SQLAlchemy 2.x async Core.
+
+How it keeps the contract of :class:`~oauth_server.model.base.OAuthServerModel`:
+
+* Single use is decided by the database, one statement each (``UPDATE ... WHERE consumed_at IS
+  NULL RETURNING``, ``DELETE ... RETURNING``): of any number of concurrent callers, on any number
+  of processes, exactly one gets the row. Nothing is read first and decided in Python.
+* Reads and single-statement writes run on an ``AUTOCOMMIT`` connection: one statement is its own
+  transaction, so a token lookup costs one primary-key ``SELECT`` and no ``BEGIN``/``COMMIT``
+  round trips. Only multi-statement writes (``save_tokens`` with a refresh token,
+  ``rotate_refresh_token``, ``revoke_grant``) open a transaction.
+* Core statements, no ORM session: no identity map or unit of work on the hot path.
+* An unreachable database raises :class:`~oauth_server.errors.StorageUnavailable` (answered 503),
+  never a raw driver error; integrity and programming errors propagate unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import Table, and_, bindparam, delete, event, insert, select, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import ColumnElement, Delete
+
+from oauth_server.errors import StorageUnavailable
+from oauth_server.model.base import OAuthServerModel
+from oauth_server.model.sqlalchemy.tables import (
+    access_tokens,
+    authorization_codes,
+    clients,
+    metadata,
+    pending_authorizations,
+    refresh_tokens,
+    to_row,
+)
+from oauth_server.records import AccessToken, AuthorizationCode, Client, PendingAuthorization, RefreshToken
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# -- statements (module level: built once, and reused by scripts/explain_plans.py) ------------
+_codes, _access, _refresh, _pending = authorization_codes.c, access_tokens.c, refresh_tokens.c, pending_authorizations.c
+
+GET_CLIENT = select(clients).where(clients.c.client_id == bindparam("key"))
+GET_PENDING = select(pending_authorizations).where(_pending.request_digest == bindparam("key"))
+GET_CODE = select(authorization_codes).where(_codes.code_digest == bindparam("key"))
+GET_ACCESS_TOKEN = select(access_tokens).where(_access.token_digest == bindparam("key"))
+GET_REFRESH_TOKEN = select(refresh_tokens).where(_refresh.token_digest == bindparam("key"))
+
+BIND_PENDING = (
+    update(pending_authorizations)
+    .where(_pending.request_digest == bindparam("key"), _pending.browser_digest.is_(None))
+    .values(browser_digest=bindparam("browser_digest"))
+)
+CONSUME_PENDING = (
+    delete(pending_authorizations).where(_pending.request_digest == bindparam("key")).returning(*_pending)
+)
+# RFC 6749 §10.5 / OAuth 2.1 §4.1.3: codes are single use; the database decides who got it.
+CONSUME_CODE = (
+    update(authorization_codes)
+    .where(_codes.code_digest == bindparam("key"), _codes.consumed_at.is_(None))
+    .values(consumed_at=bindparam("now"))
+    .returning(*_codes)
+)
+# RFC 9700 §4.14.2: a refresh token rotates once; the loser sees no row and stores nothing.
+ROTATE_REFRESH_TOKEN = (
+    update(refresh_tokens)
+    .where(_refresh.token_digest == bindparam("key"), _refresh.rotated_at.is_(None))
+    .values(rotated_at=bindparam("now"))
+    .returning(_refresh.token_digest)
+)
+REVOKE_ACCESS_TOKEN = delete(access_tokens).where(_access.token_digest == bindparam("key"))
+# Refresh tokens first: that DELETE waits for any rotation in flight (it holds the old row's
+# lock), so the later statements, each with a fresh READ COMMITTED snapshot, see the tokens
+# that rotation inserted; the final pass removes its new refresh token.
+REVOKE_GRANT = tuple(
+    delete(table).where(table.c.grant_id == bindparam("grant_id"))
+    for table in (refresh_tokens, access_tokens, authorization_codes, refresh_tokens)
+)
+
+
+def _purge(table: Table, expired: ColumnElement[bool]) -> Delete:
+    """``DELETE ... WHERE pk IN (SELECT pk ... LIMIT :batch)``: bounded, so it is safe while serving.
+
+    On Postgres, ``SKIP LOCKED`` leaves rows that a request is consuming right now for the next
+    purge instead of waiting on them (SQLite ignores the clause; its writers are serialized).
+    """
+    (key,) = table.primary_key.columns
+    doomed = select(key).where(expired).limit(bindparam("batch")).with_for_update(skip_locked=True)
+    return delete(table).where(key.in_(doomed))
+
+
+PURGE = (
+    _purge(pending_authorizations, _pending.expires_at <= bindparam("now")),
+    _purge(authorization_codes, _codes.expires_at <= bindparam("now")),
+    _purge(access_tokens, _access.expires_at <= bindparam("now")),
+    _purge(refresh_tokens, _refresh.expires_at <= bindparam("now")),
+    # RFC 7591 §3.2.1: a client whose secret expired goes too (0 means never), as in the memory model.
+    _purge(clients, and_(clients.c.client_secret_expires_at > 0, clients.c.client_secret_expires_at <= bindparam("now"))),
+)
+
+
+# -- outages --------------------------------------------------------------------------------
+#: SQLSTATE classes meaning "the database is not serving": 08 connection exception,
+#: 53 insufficient resources (too many connections), 57 operator intervention (shutdown).
+_OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached (answer 503), not a bug or a conflict."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError):
+            return True  # PEP 249: OperationalError is the database's trouble, not the caller's
+        if isinstance(exc, sa_exc.IntegrityError):
+            return False
+    elif isinstance(exc, sa_exc.TimeoutError):
+        return True  # the pool stayed exhausted: overloaded
+    seen: BaseException | None = exc
+    while seen is not None:  # the driver's own error is in the cause chain
+        if isinstance(seen, OSError):
+            return True  # refused, reset, unreachable, timed out
+        sqlstate = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _storage(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Turn an outage raised by ``method`` into StorageUnavailable, chained for the log."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except StorageUnavailable:
+            raise
+        except Exception as exc:
+            if is_outage(exc):
+                # The message names the class only: a driver message may carry host names.
+                raise StorageUnavailable(f"database unavailable ({type(exc).__name__})") from exc
+            raise
+
+    return wrapper
+
+
+def _sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    """WAL lets readers run beside the writer; the busy timeout makes writers queue, not fail."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+
+class SQLAlchemyOAuthServerModel(OAuthServerModel):
+    """Records in SQL tables (``oauth_*``), on Postgres (asyncpg) or SQLite (aiosqlite).
+
+    Args:
+        engine: an ``AsyncEngine``, or a URL such as ``postgresql+asyncpg://...`` or
+            ``sqlite+aiosqlite:///path.db`` from which one is created with ``pool_pre_ping``
+            (a connection the database dropped is replaced instead of failing a request).
+        sqlite_busy_timeout: seconds a SQLite writer waits for the lock before giving up.
+        **engine_options: passed to ``create_async_engine`` (``pool_size``, ``echo``, ...).
+
+    The schema comes from the alembic migrations (``alembic upgrade head``); ``create_all`` is
+    for tests and development.
+    """
+
+    def __init__(self, engine: AsyncEngine | str, *, sqlite_busy_timeout: float = 30.0,
+                 **engine_options: Any) -> None:
+        if isinstance(engine, str):
+            engine = create_async_engine(engine, **{"pool_pre_ping": True, **engine_options})
+        if engine.dialect.name == "sqlite":
+            _sqlite_pragmas(engine, int(sqlite_busy_timeout * 1000))
+        self.engine = engine
+        # One statement is its own transaction: no BEGIN/COMMIT round trips (shares the pool).
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def create_all(self) -> None:
+        """Create the tables if missing (tests and development; production runs alembic)."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def _one(self, statement: Any, params: dict[str, Any]) -> dict[str, Any] | None:
+        """Run one statement on its own; the first row as a mapping, or None."""
+        async with self._autocommit.connect() as conn:
+            row = (await conn.execute(statement, params)).mappings().first()
+        return None if row is None else dict(row)
+
+    async def _insert(self, table: Table, record: object) -> None:
+        async with self._autocommit.connect() as conn:
+            await conn.execute(insert(table), to_row(record))
+
+    # -- clients (RFC 7591) -----------------------------------------------------------------
+    @_storage
+    async def get_client(self, client_id: str) -> Client | None:
+        row = await self._one(GET_CLIENT, {"key": client_id})
+        return None if row is None else Client(**row)
+
+    @_storage
+    async def save_client(self, client: Client) -> None:
+        await self._insert(clients, client)
+
+    # -- pending authorizations ---------------------------------------------------------------
+    @_storage
+    async def save_pending_authorization(self, pending: PendingAuthorization) -> None:
+        await self._insert(pending_authorizations, pending)
+
+    @_storage
+    async def get_pending_authorization(self, request_digest: str) -> PendingAuthorization | None:
+        row = await self._one(GET_PENDING, {"key": request_digest})
+        return None if row is None else PendingAuthorization(**row)
+
+    @_storage
+    async def bind_pending_authorization(self, request_digest: str, browser_digest: str) -> bool:
+        async with self._autocommit.connect() as conn:
+            result = await conn.execute(BIND_PENDING, {"key": request_digest, "browser_digest": browser_digest})
+        return result.rowcount == 1
+
+    @_storage
+    async def consume_pending_authorization(self, request_digest: str) -> PendingAuthorization | None:
+        row = await self._one(CONSUME_PENDING, {"key": request_digest})
+        return None if row is None else PendingAuthorization(**row)
+
+    # -- authorization codes --------------------------------------------------------------------
+    @_storage
+    async def save_authorization_code(self, code: AuthorizationCode) -> None:
+        await self._insert(authorization_codes, code)
+
+    @_storage
+    async def get_authorization_code(self, code_digest: str) -> AuthorizationCode | None:
+        row = await self._one(GET_CODE, {"key": code_digest})
+        return None if row is None else AuthorizationCode(**row)
+
+    @_storage
+    async def consume_authorization_code(self, code_digest: str, now: int) -> AuthorizationCode | None:
+        row = await self._one(CONSUME_CODE, {"key": code_digest, "now": now})
+        return None if row is None else AuthorizationCode(**row)
+
+    # -- tokens ---------------------------------------------------------------------------------
+    @_storage
+    async def save_tokens(self, access: AccessToken, refresh: RefreshToken | None) -> None:
+        if refresh is None:
+            await self._insert(access_tokens, access)
+            return
+        async with self.engine.begin() as conn:
+            await _insert_pair(conn, access, refresh)
+
+    @_storage
+    async def get_access_token(self, token_digest: str) -> AccessToken | None:
+        row = await self._one(GET_ACCESS_TOKEN, {"key": token_digest})
+        return None if row is None else AccessToken(**row)
+
+    @_storage
+    async def get_refresh_token(self, token_digest: str) -> RefreshToken | None:
+        row = await self._one(GET_REFRESH_TOKEN, {"key": token_digest})
+        return None if row is None else RefreshToken(**row)
+
+    @_storage
+    async def rotate_refresh_token(
+        self, old_digest: str, now: int, access: AccessToken, refresh: RefreshToken
+    ) -> bool:
+        # The conditional UPDATE comes first: on Postgres it takes the row lock (a concurrent
+        # rotation waits, then finds rotated_at set); on SQLite a transaction that starts with a
+        # write queues on the lock instead of failing to upgrade a read snapshot.
+        async with self.engine.begin() as conn:
+            rotated = (await conn.execute(ROTATE_REFRESH_TOKEN, {"key": old_digest, "now": now})).first()
+            if rotated is None:
+                return False
+            await _insert_pair(conn, access, refresh)
+        return True
+
+    @_storage
+    async def revoke_access_token(self, token_digest: str) -> None:
+        async with self._autocommit.connect() as conn:
+            await conn.execute(REVOKE_ACCESS_TOKEN, {"key": token_digest})
+
+    @_storage
+    async def revoke_grant(self, grant_id: str) -> None:
+        # RFC 9700 §4.14.2 / §4.5: a reused refresh token or replayed code ends the whole grant.
+        async with self.engine.begin() as conn:
+            for statement in REVOKE_GRANT:
+                await conn.execute(statement, {"grant_id": grant_id})
+
+    # -- housekeeping -----------------------------------------------------------------------------
+    @_storage
+    async def purge_expired(self, now: int, batch: int = 1000) -> int:
+        # One short transaction per table, so a purge never holds locks across tables.
+        removed = 0
+        async with self._autocommit.connect() as conn:
+            for statement in PURGE:
+                removed += (await conn.execute(statement, {"now": now, "batch": batch})).rowcount
+        return removed
+
+
+async def _insert_pair(conn: AsyncConnection, access: AccessToken, refresh: RefreshToken) -> None:
+    await conn.execute(insert(access_tokens), to_row(access))
+    await conn.execute(insert(refresh_tokens), to_row(refresh))

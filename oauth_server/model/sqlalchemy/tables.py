@@ -1,0 +1,165 @@
+"""The SQL schema: one Core ``Table`` per record kind, and the mapping between rows and records.
+
+Why these choices:
+
+* Only digests are stored (RFC 6749 §10.3, RFC 9700 §4: a leaked table yields nothing usable),
+  and the digest is the primary key, so every lookup by credential is one primary-key probe.
+* Column names equal the record fields, so a row becomes a record with ``Record(**row)``.
+* Times are ``BigInteger`` epoch seconds, as in the records: no time zone handling anywhere.
+* Tuples of strings (scopes, redirect URIs, ...) are JSON arrays in a text column: portable
+  across databases, order-preserving, and safe for values that contain spaces.
+* Indexes: ``grant_id`` (a replayed code or reused refresh token revokes the grant in one
+  step, RFC 9700 §4.14.2) and ``expires_at`` (``purge_expired`` deletes in bounded batches).
+* No foreign keys: the reference model purges clients independently of their tokens, and
+  tokens are always looked up on their own; a constraint would only add write cost.
+
+The alembic revision in ``migrations/versions`` creates exactly this schema; a test compares them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Column, Dialect, MetaData, String, Table, Text
+from sqlalchemy.types import TypeDecorator
+
+#: Deterministic constraint and index names, so migrations can name what they drop.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+#: A hex SHA-256 digest is 64 characters.
+DIGEST_LENGTH = 64
+
+
+class StringTuple(TypeDecorator[tuple[str, ...]]):
+    """A ``tuple[str, ...]`` stored as a JSON array in a text column."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: tuple[str, ...] | None, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(list(value), separators=(",", ":"))
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> tuple[str, ...] | None:
+        return None if value is None else tuple(json.loads(value))
+
+
+def _digest(name: str, *, primary_key: bool = False, nullable: bool = False) -> Column[str]:
+    return Column(name, String(DIGEST_LENGTH), primary_key=primary_key, nullable=nullable)
+
+
+def _epoch(name: str, *, nullable: bool = False, index: bool = False) -> Column[int]:
+    return Column(name, BigInteger, nullable=nullable, index=index)
+
+
+clients = Table(
+    "oauth_clients",
+    metadata,
+    # Server-generated ids, or an HTTPS URL for a metadata-document client: unbounded text.
+    Column("client_id", Text, primary_key=True),
+    Column("redirect_uris", StringTuple, nullable=False),
+    Column("token_endpoint_auth_method", String(64), nullable=False),
+    Column("grant_types", StringTuple, nullable=False),
+    Column("response_types", StringTuple, nullable=False),
+    _epoch("client_id_issued_at"),
+    _digest("client_secret_digest", nullable=True),
+    # RFC 7591 §3.2.1: 0 means never; indexed for purge_expired.
+    _epoch("client_secret_expires_at", nullable=True, index=True),
+    Column("scope", Text),
+    Column("client_name", Text),
+    Column("client_uri", Text),
+    Column("logo_uri", Text),
+    Column("tos_uri", Text),
+    Column("policy_uri", Text),
+    Column("contacts", StringTuple, nullable=False),
+    Column("software_id", Text),
+    Column("software_version", Text),
+    Column("application_type", String(64)),
+)
+
+pending_authorizations = Table(
+    "oauth_pending_authorizations",
+    metadata,
+    _digest("request_digest", primary_key=True),
+    Column("client_id", Text, nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("redirect_uri_provided_explicitly", Boolean, nullable=False),
+    Column("scopes", StringTuple, nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("state", Text),
+    _epoch("expires_at", index=True),
+    _digest("browser_digest", nullable=True),
+)
+
+authorization_codes = Table(
+    "oauth_authorization_codes",
+    metadata,
+    _digest("code_digest", primary_key=True),
+    Column("grant_id", String(64), nullable=False, index=True),
+    Column("client_id", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("redirect_uri_provided_explicitly", Boolean, nullable=False),
+    Column("scopes", StringTuple, nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("resource", Text, nullable=False),
+    _epoch("expires_at", index=True),
+    # RFC 6749 §10.5: single use; set once by consume_authorization_code, kept so replay is seen.
+    _epoch("consumed_at", nullable=True),
+)
+
+access_tokens = Table(
+    "oauth_access_tokens",
+    metadata,
+    _digest("token_digest", primary_key=True),
+    Column("grant_id", String(64), nullable=False, index=True),
+    Column("client_id", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("scopes", StringTuple, nullable=False),
+    Column("resource", Text, nullable=False),
+    _epoch("expires_at", index=True),
+)
+
+refresh_tokens = Table(
+    "oauth_refresh_tokens",
+    metadata,
+    _digest("token_digest", primary_key=True),
+    Column("grant_id", String(64), nullable=False, index=True),
+    Column("client_id", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("scopes", StringTuple, nullable=False),
+    Column("resource", Text, nullable=False),
+    _epoch("expires_at", index=True),
+    _epoch("grant_expires_at"),
+    # RFC 9700 §4.14.2: set once by rotate_refresh_token, kept so reuse is detected.
+    _epoch("rotated_at", nullable=True),
+    Column("granted_scopes", StringTuple, nullable=False),
+)
+
+#: The tables holding grant-bound credentials, which ``revoke_grant`` clears.
+GRANT_TABLES = (refresh_tokens, access_tokens, authorization_codes)
+
+# -- rows <-> records -----------------------------------------------------------------------
+def to_row(record: object) -> dict[str, Any]:
+    """The insert parameters of a record; shallow, so tuples reach ``StringTuple`` as tuples."""
+    return {name: getattr(record, name) for name in _field_names(type(record))}
+
+
+def _field_names(kind: type[Any]) -> tuple[str, ...]:
+    names = _FIELDS.get(kind)
+    if names is None:
+        names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(kind))
+    return names
+
+
+_FIELDS: dict[type[Any], tuple[str, ...]] = {}
