@@ -1,0 +1,333 @@
+"""The contract every ``OAuthServerModel`` keeps, run on memory, SQLite and Postgres.
+
+What the server relies on: records come back exactly as saved; unknown keys give None;
+``consume_*``, ``bind_*`` and ``rotate_*`` succeed once, also under concurrency (RFC 6749 §10.5,
+RFC 9700 §4.14.2); ``revoke_grant`` ends exactly one grant; ``purge_expired`` removes only
+expired records, at most ``batch`` of each kind per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+
+from sqlalchemy import event
+
+from oauth_server.model.base import OAuthServerModel
+from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
+from oauth_server.records import AccessToken, AuthorizationCode, Client, PendingAuthorization, RefreshToken
+
+NOW = 1_800_000_000
+CONCURRENCY = 20
+
+
+def digest() -> str:
+    return secrets.token_hex(32)
+
+
+def client(**changes: object) -> Client:
+    record = Client(
+        client_id=secrets.token_urlsafe(16), redirect_uris=("http://127.0.0.1:33418/callback", "https://app.example/cb"),
+        token_endpoint_auth_method="client_secret_post", client_id_issued_at=NOW, client_secret_digest=digest(),
+        client_secret_expires_at=0, scope="mcp:tools mcp:prompts", client_name="Ünïcode client",
+        client_uri="https://app.example", contacts=("ops@app.example", "name with spaces"),
+        software_id="sw", software_version="1.0", application_type="native",
+    )
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+
+
+def pending(**changes: object) -> PendingAuthorization:
+    record = PendingAuthorization(
+        request_digest=digest(), client_id="client-1", redirect_uri="http://127.0.0.1:33418/callback",
+        redirect_uri_provided_explicitly=True, scopes=("mcp:tools",), code_challenge="c" * 43,
+        resource="http://localhost:8000/mcp", state="xyz", expires_at=NOW + 600,
+    )
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+
+
+def code(grant_id: str = "grant-1", **changes: object) -> AuthorizationCode:
+    record = AuthorizationCode(
+        code_digest=digest(), grant_id=grant_id, client_id="client-1", subject="alice",
+        redirect_uri="http://127.0.0.1:33418/callback", redirect_uri_provided_explicitly=False,
+        scopes=("mcp:tools", "mcp:prompts"), code_challenge="c" * 43, resource="http://localhost:8000/mcp",
+        expires_at=NOW + 60,
+    )
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+
+
+def access(grant_id: str = "grant-1", **changes: object) -> AccessToken:
+    record = AccessToken(
+        token_digest=digest(), grant_id=grant_id, client_id="client-1", subject="alice",
+        scopes=("mcp:tools",), resource="http://localhost:8000/mcp", expires_at=NOW + 3600,
+    )
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+
+
+def refresh(grant_id: str = "grant-1", **changes: object) -> RefreshToken:
+    record = RefreshToken(
+        token_digest=digest(), grant_id=grant_id, client_id="client-1", subject="alice", scopes=("mcp:tools",),
+        resource="http://localhost:8000/mcp", expires_at=NOW + 86400, grant_expires_at=NOW + 30 * 86400,
+        granted_scopes=("mcp:tools", "mcp:prompts"),
+    )
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+
+
+# -- roundtrips ----------------------------------------------------------------------------------
+async def test_client_roundtrip(model: OAuthServerModel) -> None:
+    full, bare = client(), client(client_secret_digest=None, client_secret_expires_at=None, scope=None,
+                                  client_name=None, client_uri=None, contacts=(), software_id=None,
+                                  software_version=None, application_type=None, token_endpoint_auth_method="none")
+    for record in (full, bare):
+        await model.save_client(record)
+        assert await model.get_client(record.client_id) == record
+
+
+async def test_pending_roundtrip(model: OAuthServerModel) -> None:
+    record = pending(state=None)
+    await model.save_pending_authorization(record)
+    assert await model.get_pending_authorization(record.request_digest) == record
+
+
+async def test_code_roundtrip(model: OAuthServerModel) -> None:
+    record = code()
+    await model.save_authorization_code(record)
+    assert await model.get_authorization_code(record.code_digest) == record
+
+
+async def test_tokens_roundtrip(model: OAuthServerModel) -> None:
+    pair = access(), refresh(scopes=())
+    await model.save_tokens(*pair)
+    assert await model.get_access_token(pair[0].token_digest) == pair[0]
+    assert await model.get_refresh_token(pair[1].token_digest) == pair[1]
+    alone = access()
+    await model.save_tokens(alone, None)
+    assert await model.get_access_token(alone.token_digest) == alone
+
+
+async def test_unknown_keys(model: OAuthServerModel) -> None:
+    unknown = digest()
+    assert await model.get_client(unknown) is None
+    assert await model.get_pending_authorization(unknown) is None
+    assert await model.bind_pending_authorization(unknown, digest()) is False
+    assert await model.consume_pending_authorization(unknown) is None
+    assert await model.get_authorization_code(unknown) is None
+    assert await model.consume_authorization_code(unknown, NOW) is None
+    assert await model.get_access_token(unknown) is None
+    assert await model.get_refresh_token(unknown) is None
+    new_access, new_refresh = access(), refresh()
+    assert await model.rotate_refresh_token(unknown, NOW, new_access, new_refresh) is False
+    assert await model.get_access_token(new_access.token_digest) is None
+    await model.revoke_access_token(unknown)
+    await model.revoke_grant(unknown)
+
+
+# -- single use ----------------------------------------------------------------------------------
+async def test_code_is_consumed_once(model: OAuthServerModel) -> None:
+    """RFC 6749 §10.5: a code is single use; the consumed code stays so a replay is recognised."""
+    record = code()
+    await model.save_authorization_code(record)
+    consumed = await model.consume_authorization_code(record.code_digest, NOW + 5)
+    assert consumed is not None
+    assert dataclasses.replace(consumed, consumed_at=None) == record
+    assert await model.consume_authorization_code(record.code_digest, NOW + 6) is None
+    assert await model.get_authorization_code(record.code_digest) == dataclasses.replace(record, consumed_at=NOW + 5)
+
+
+async def test_pending_is_consumed_once(model: OAuthServerModel) -> None:
+    record = pending()
+    await model.save_pending_authorization(record)
+    assert await model.consume_pending_authorization(record.request_digest) == record
+    assert await model.consume_pending_authorization(record.request_digest) is None
+    assert await model.get_pending_authorization(record.request_digest) is None
+
+
+async def test_pending_is_bound_once(model: OAuthServerModel) -> None:
+    record = pending()
+    first, second = digest(), digest()
+    await model.save_pending_authorization(record)
+    assert await model.bind_pending_authorization(record.request_digest, first) is True
+    assert await model.bind_pending_authorization(record.request_digest, second) is False
+    stored = await model.get_pending_authorization(record.request_digest)
+    assert stored == dataclasses.replace(record, browser_digest=first)
+
+
+async def test_refresh_token_rotates_once(model: OAuthServerModel) -> None:
+    """RFC 9700 §4.14.2: a rotated refresh token stays, marked, so its reuse is detected."""
+    old = refresh()
+    await model.save_tokens(access(), old)
+    new_access, new_refresh = access(), refresh()
+    assert await model.rotate_refresh_token(old.token_digest, NOW + 7, new_access, new_refresh) is True
+    assert await model.get_refresh_token(old.token_digest) == dataclasses.replace(old, rotated_at=NOW + 7)
+    assert await model.get_access_token(new_access.token_digest) == new_access
+    assert await model.get_refresh_token(new_refresh.token_digest) == new_refresh
+    late_access, late_refresh = access(), refresh()
+    assert await model.rotate_refresh_token(old.token_digest, NOW + 8, late_access, late_refresh) is False
+    assert await model.get_access_token(late_access.token_digest) is None
+    assert await model.get_refresh_token(late_refresh.token_digest) is None
+
+
+# -- revocation ----------------------------------------------------------------------------------
+async def test_revoke_grant_removes_that_grant_only(model: OAuthServerModel) -> None:
+    """RFC 9700 §4.5 / §4.14.2: a replay or reuse ends the whole grant, and nothing else."""
+    grants = {
+        grant_id: (code(grant_id), access(grant_id), refresh(grant_id), refresh(grant_id, rotated_at=NOW))
+        for grant_id in ("grant-a", "grant-b")
+    }
+    for grant_code, grant_access, live, rotated in grants.values():
+        await model.save_authorization_code(grant_code)
+        await model.save_tokens(grant_access, live)
+        await model.save_tokens(access(grant_code.grant_id), rotated)
+    waiting = pending()
+    await model.save_pending_authorization(waiting)
+
+    await model.revoke_grant("grant-a")
+
+    revoked_code, revoked_access, revoked_live, revoked_rotated = grants["grant-a"]
+    assert await model.get_authorization_code(revoked_code.code_digest) is None
+    assert await model.get_access_token(revoked_access.token_digest) is None
+    assert await model.get_refresh_token(revoked_live.token_digest) is None
+    assert await model.get_refresh_token(revoked_rotated.token_digest) is None
+    kept_code, kept_access, kept_live, kept_rotated = grants["grant-b"]
+    assert await model.get_authorization_code(kept_code.code_digest) == kept_code
+    assert await model.get_access_token(kept_access.token_digest) == kept_access
+    assert await model.get_refresh_token(kept_live.token_digest) == kept_live
+    assert await model.get_refresh_token(kept_rotated.token_digest) == kept_rotated
+    assert await model.get_pending_authorization(waiting.request_digest) == waiting
+
+
+async def test_revoke_access_token(model: OAuthServerModel) -> None:
+    """RFC 7009 §2.1: revoking an access token need not touch the refresh token."""
+    token, other, kept_refresh = access(), access(), refresh()
+    await model.save_tokens(token, kept_refresh)
+    await model.save_tokens(other, None)
+    await model.revoke_access_token(token.token_digest)
+    assert await model.get_access_token(token.token_digest) is None
+    assert await model.get_access_token(other.token_digest) == other
+    assert await model.get_refresh_token(kept_refresh.token_digest) == kept_refresh
+
+
+# -- housekeeping --------------------------------------------------------------------------------
+async def test_purge_expired_removes_only_expired_records_in_batches(model: OAuthServerModel) -> None:
+    expired_access = [access(expires_at=NOW - i) for i in range(3)]  # expires_at == NOW is expired
+    for token in expired_access:
+        await model.save_tokens(token, None)
+    expired_code, expired_refresh, expired_pending = code(expires_at=NOW), refresh(expires_at=NOW - 1), pending(
+        expires_at=NOW - 1)
+    await model.save_authorization_code(expired_code)
+    await model.save_tokens(access(), expired_refresh)
+    await model.save_pending_authorization(expired_pending)
+    secret_expired = client(client_secret_expires_at=NOW - 1)
+    await model.save_client(secret_expired)
+    # Live ones, including a consumed code and a rotated refresh token: kept until they expire.
+    live = [code(expires_at=NOW + 1), code(consumed_at=NOW - 5), access(expires_at=NOW + 1),
+            refresh(rotated_at=NOW - 5), pending(expires_at=NOW + 1), client(), client(client_secret_expires_at=None),
+            client(client_secret_expires_at=NOW + 1)]
+    for record in live:
+        await _save(model, record)
+
+    # batch=2: two expired access tokens, and the one expired record of each other kind.
+    assert await model.purge_expired(NOW, batch=2) == 2 + 1 + 1 + 1 + 1
+    assert await model.purge_expired(NOW, batch=2) == 1
+    assert await model.purge_expired(NOW, batch=2) == 0
+
+    for token in expired_access:
+        assert await model.get_access_token(token.token_digest) is None
+    assert await model.get_authorization_code(expired_code.code_digest) is None
+    assert await model.get_refresh_token(expired_refresh.token_digest) is None
+    assert await model.get_pending_authorization(expired_pending.request_digest) is None
+    assert await model.get_client(secret_expired.client_id) is None
+    for record in live:
+        assert await _load(model, record) == record
+
+
+async def _save(model: OAuthServerModel, record: object) -> None:
+    if isinstance(record, AuthorizationCode):
+        await model.save_authorization_code(record)
+    elif isinstance(record, AccessToken):
+        await model.save_tokens(record, None)
+    elif isinstance(record, RefreshToken):
+        await model.save_tokens(access(), record)
+    elif isinstance(record, PendingAuthorization):
+        await model.save_pending_authorization(record)
+    elif isinstance(record, Client):
+        await model.save_client(record)
+
+
+async def _load(model: OAuthServerModel, record: object) -> object:
+    if isinstance(record, AuthorizationCode):
+        return await model.get_authorization_code(record.code_digest)
+    if isinstance(record, AccessToken):
+        return await model.get_access_token(record.token_digest)
+    if isinstance(record, RefreshToken):
+        return await model.get_refresh_token(record.token_digest)
+    if isinstance(record, PendingAuthorization):
+        return await model.get_pending_authorization(record.request_digest)
+    assert isinstance(record, Client)
+    return await model.get_client(record.client_id)
+
+
+# -- concurrency ---------------------------------------------------------------------------------
+class PeakConnections:
+    """How many pooled connections a SQL model had checked out at once (proves real overlap)."""
+
+    def __init__(self, model: OAuthServerModel) -> None:
+        self.current = self.peak = 0
+        if isinstance(model, SQLAlchemyOAuthServerModel):
+            event.listen(model.engine.sync_engine.pool, "checkout", self._checkout)
+            event.listen(model.engine.sync_engine.pool, "checkin", self._checkin)
+
+    def _checkout(self, *_: object) -> None:
+        self.current += 1
+        self.peak = max(self.peak, self.current)
+
+    def _checkin(self, *_: object) -> None:
+        self.current -= 1
+
+
+async def warm_pool(model: OAuthServerModel, size: int) -> None:
+    """Open ``size`` connections up front, so the concurrent calls do not queue on connecting."""
+    if isinstance(model, SQLAlchemyOAuthServerModel):
+        connections = [await model.engine.connect() for _ in range(size)]
+        for conn in connections:
+            await conn.close()
+
+
+async def test_concurrent_code_redemption_succeeds_once(model: OAuthServerModel) -> None:
+    """RFC 6749 §10.5: of 20 simultaneous redemptions of one code, exactly one gets it."""
+    record = code()
+    await model.save_authorization_code(record)
+    await warm_pool(model, CONCURRENCY)
+    peak = PeakConnections(model)
+    results = await asyncio.gather(
+        *(model.consume_authorization_code(record.code_digest, NOW + i) for i in range(CONCURRENCY))
+    )
+    winners = [result for result in results if result is not None]
+    assert len(winners) == 1
+    stored = await model.get_authorization_code(record.code_digest)
+    assert stored is not None and stored.consumed_at is not None
+    if isinstance(model, SQLAlchemyOAuthServerModel):
+        assert peak.peak >= CONCURRENCY // 2, f"calls did not overlap (peak {peak.peak} connections)"
+    print(f"consume x{CONCURRENCY}: {len(winners)} winner, peak {peak.peak} connections")
+
+
+async def test_concurrent_refresh_rotates_once(model: OAuthServerModel) -> None:
+    """RFC 9700 §4.14.2: of 20 simultaneous refreshes of one token, exactly one rotates it."""
+    old = refresh()
+    await model.save_tokens(access(), old)
+    pairs = [(access(), refresh()) for _ in range(CONCURRENCY)]
+    await warm_pool(model, CONCURRENCY)
+    peak = PeakConnections(model)
+    results = await asyncio.gather(
+        *(model.rotate_refresh_token(old.token_digest, NOW + 1, *pair) for pair in pairs)
+    )
+    assert results.count(True) == 1
+    stored_refresh = [pair[1] for pair in pairs if await model.get_refresh_token(pair[1].token_digest) is not None]
+    stored_access = [pair[0] for pair in pairs if await model.get_access_token(pair[0].token_digest) is not None]
+    winner = pairs[results.index(True)]
+    assert stored_refresh == [winner[1]]
+    assert stored_access == [winner[0]]
+    if isinstance(model, SQLAlchemyOAuthServerModel):
+        assert peak.peak >= CONCURRENCY // 2, f"calls did not overlap (peak {peak.peak} connections)"
+    print(f"rotate x{CONCURRENCY}: {results.count(True)} True, {len(stored_refresh)} new refresh token, "
+          f"peak {peak.peak} connections")
