@@ -182,6 +182,7 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
         # One statement is its own transaction: no BEGIN/COMMIT round trips (shares the pool).
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
+    @_storage
     async def create_all(self) -> None:
         """Create the tables if missing (tests and development; production runs alembic)."""
         async with self.engine.begin() as conn:

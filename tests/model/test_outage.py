@@ -1,0 +1,88 @@
+"""Database outages surface as StorageUnavailable (answered 503), and the model recovers.
+
+No mocks: the connections are really killed (``pg_terminate_backend``) or the port is closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from oauth_server.errors import StorageUnavailable
+from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
+from tests.model.conftest import POOL
+from tests.model.test_contract import NOW, access, code, refresh
+
+TERMINATE = text(
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+
+
+async def terminate_other_connections(url: str) -> int:
+    """Kill every other session on the database, from a second connection."""
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        async with admin.connect() as conn:
+            return len((await conn.execute(TERMINATE)).all())
+    finally:
+        await admin.dispose()
+
+
+async def succeeds_or_unavailable(call: Callable[[], Awaitable[object]]) -> bool:
+    """True if ``call`` succeeded, False if it raised StorageUnavailable; anything else fails the test."""
+    try:
+        await call()
+    except StorageUnavailable:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("pre_ping", [True, False], ids=["pre_ping", "no_pre_ping"])
+async def test_killed_connections_recover(postgres_url: str, pre_ping: bool) -> None:
+    model = SQLAlchemyOAuthServerModel(postgres_url, pool_pre_ping=pre_ping, **POOL)
+    token, kept = access(), refresh()
+    try:
+        await model.save_tokens(token, kept)
+        assert await model.get_access_token(token.token_digest) == token  # the pool holds a connection now
+
+        assert await terminate_other_connections(postgres_url) >= 1
+
+        first = await succeeds_or_unavailable(lambda: model.get_access_token(token.token_digest))
+        if not pre_ping:
+            assert first is False, "a dead connection without pre-ping must fail as StorageUnavailable"
+        assert await model.get_access_token(token.token_digest) == token
+
+        # The transactional paths recover the same way.
+        await terminate_other_connections(postgres_url)
+        await succeeds_or_unavailable(lambda: model.revoke_grant("no-such-grant"))
+        new_access, new_refresh = access(), refresh()
+        assert await model.rotate_refresh_token(kept.token_digest, NOW, new_access, new_refresh) is True
+    finally:
+        await model.close()
+
+
+async def test_closed_port_raises_storage_unavailable() -> None:
+    """Nothing listens on port 1: every verb answers StorageUnavailable, never a driver error."""
+    model = SQLAlchemyOAuthServerModel("postgresql+asyncpg://postgres@127.0.0.1:1/oauth")
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: model.get_access_token("0" * 64),
+        lambda: model.consume_authorization_code("0" * 64, NOW),
+        lambda: model.save_authorization_code(code()),
+        lambda: model.save_tokens(access(), refresh()),
+        lambda: model.rotate_refresh_token("0" * 64, NOW, access(), refresh()),
+        lambda: model.revoke_grant("grant-1"),
+        lambda: model.purge_expired(NOW),
+        model.create_all,
+    ]
+    try:
+        for call in calls:
+            with pytest.raises(StorageUnavailable) as raised:
+                await call()
+            assert isinstance(raised.value.__cause__, OSError)  # the cause is kept for the log
+    finally:
+        await model.close()

@@ -1,0 +1,105 @@
+"""What the SQL model adds to the contract: transactions, races between verbs, hot-path cost."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
+from oauth_server.model.sqlalchemy.model import ROTATE_REFRESH_TOKEN
+from oauth_server.model.sqlalchemy.tables import access_tokens, refresh_tokens, to_row
+from tests.model.test_contract import NOW, access, client, code, refresh
+
+
+async def test_integrity_errors_are_not_swallowed(sql_model: SQLAlchemyOAuthServerModel) -> None:
+    """A duplicate key is a bug to see, not an outage to retry (so not StorageUnavailable)."""
+    registered = client()
+    await sql_model.save_client(registered)
+    with pytest.raises(IntegrityError):
+        await sql_model.save_client(registered)
+
+
+async def test_save_tokens_is_one_transaction(sql_model: SQLAlchemyOAuthServerModel) -> None:
+    """A failed pair leaves nothing behind: no access token without its refresh token."""
+    existing = refresh()
+    await sql_model.save_tokens(access(), existing)
+    orphan = access()
+    with pytest.raises(IntegrityError):
+        await sql_model.save_tokens(orphan, existing)
+    assert await sql_model.get_access_token(orphan.token_digest) is None
+
+
+async def test_revoke_grant_waits_for_a_rotation_in_flight(sql_model: SQLAlchemyOAuthServerModel) -> None:
+    """RFC 9700 §4.14.2: tokens minted by a rotation that commits during the revocation go too."""
+    old = refresh("grant-r")
+    await sql_model.save_tokens(access("grant-r"), old)
+    minted_access, minted_refresh = access("grant-r"), refresh("grant-r")
+    async with sql_model.engine.connect() as rotation:
+        # The rotation's own statements, held open: it owns the old row's lock (or SQLite's writer lock).
+        assert (await rotation.execute(ROTATE_REFRESH_TOKEN, {"key": old.token_digest, "now": NOW})).first()
+        await rotation.execute(insert(access_tokens), to_row(minted_access))
+        await rotation.execute(insert(refresh_tokens), to_row(minted_refresh))
+        revocation = asyncio.create_task(sql_model.revoke_grant("grant-r"))
+        await asyncio.sleep(0.3)
+        assert not revocation.done(), "revoke_grant should wait for the rotation's lock"
+        await rotation.commit()
+    await revocation
+    assert await sql_model.get_refresh_token(old.token_digest) is None
+    assert await sql_model.get_access_token(minted_access.token_digest) is None
+    assert await sql_model.get_refresh_token(minted_refresh.token_digest) is None
+
+
+async def test_hot_paths_are_one_statement_without_a_transaction(sql_model: SQLAlchemyOAuthServerModel) -> None:
+    """Token lookup and code redemption: one primary-key statement each, no BEGIN/COMMIT."""
+    token, issued = access(), code()
+    await sql_model.save_tokens(token, None)
+    await sql_model.save_authorization_code(issued)
+    seen: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        # asyncpg's adapter keeps the transaction it began here; None means autocommit.
+        seen.append((statement.split()[0], getattr(conn.connection.dbapi_connection, "_transaction", None)))
+
+    event.listen(sql_model.engine.sync_engine, "after_cursor_execute", record)
+    assert await sql_model.get_access_token(token.token_digest) == token
+    assert await sql_model.consume_authorization_code(issued.code_digest, NOW) is not None
+    assert seen == [("SELECT", None), ("UPDATE", None)]
+
+
+async def test_tuples_are_stored_as_json_arrays(sql_model: SQLAlchemyOAuthServerModel) -> None:
+    token = access(scopes=("mcp:tools", "mcp:prompts"))
+    await sql_model.save_tokens(token, None)
+    async with sql_model.engine.connect() as conn:
+        raw = await conn.scalar(text("SELECT scopes FROM oauth_access_tokens WHERE token_digest = :d"),
+                                {"d": token.token_digest})
+    assert raw == '["mcp:tools","mcp:prompts"]'
+
+
+async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Any) -> None:
+    """WAL: readers do not block the writer; busy timeout: concurrent writers queue, not fail."""
+    model = SQLAlchemyOAuthServerModel(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}", sqlite_busy_timeout=12.5)
+    try:
+        async with model.engine.connect() as conn:
+            assert await conn.scalar(text("PRAGMA journal_mode")) == "wal"
+            assert await conn.scalar(text("PRAGMA busy_timeout")) == 12500
+    finally:
+        await model.close()
+
+
+async def test_accepts_an_engine(tmp_path: Any) -> None:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'e.db'}")
+    model = SQLAlchemyOAuthServerModel(engine)
+    try:
+        await model.create_all()
+        token = access()
+        await model.save_tokens(token, None)
+        assert await model.get_access_token(token.token_digest) == token
+        async with engine.connect() as conn:
+            assert await conn.scalar(select(access_tokens.c.grant_id)) == token.grant_id
+    finally:
+        await model.close()
