@@ -1,0 +1,124 @@
+"""The alembic migrations build exactly the schema of ``tables.py``, and tear it down again.
+
+Postgres: a fresh database per test, dropped after. SQLite: a temp file. ``upgrade head`` then
+``compare_metadata`` (what ``alembic revision --autogenerate`` would see) must find nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from argparse import Namespace
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from oauth_server.model.sqlalchemy import metadata
+from tests.model.conftest import fresh_postgres_database
+
+ROOT = Path(__file__).resolve().parents[2]
+ALEMBIC = Path(sys.executable).with_name("alembic")
+VERSION_TABLE = "oauth_server_alembic_version"
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    with fresh_postgres_database() as url:
+        yield url
+
+
+def alembic(url: str, *args: str) -> None:
+    """The alembic command API, as example/database.py uses it (``-x url=...``)."""
+    config = Config(str(ROOT / "alembic.ini"), cmd_opts=Namespace(x=[f"url={url}"]))
+    getattr(command, args[0])(config, *args[1:])
+
+
+def alembic_cli(url: str, *args: str) -> None:
+    """The alembic CLI from the repository root, the URL from ``DATABASE_URL``."""
+    env = {**os.environ, "DATABASE_URL": url}
+    subprocess.run([str(ALEMBIC), *args], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+
+
+def _differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={
+        "compare_type": True,
+        "version_table": VERSION_TABLE,
+        # Only our tables, as in migrations/env.py.
+        "include_name": lambda name, type_, _parents: type_ != "table" or name.startswith("oauth_"),
+    })
+    return list(compare_metadata(context, metadata))
+
+
+def _oauth_tables(connection: Connection) -> set[str]:
+    return {name for name in inspect(connection).get_table_names() if name.startswith("oauth_")}
+
+
+async def inspect_database(url: str) -> tuple[list[Any], set[str], int]:
+    """Differences from tables.py, the oauth_* tables present, and the rows in the version table."""
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            differences = await conn.run_sync(_differences)
+            tables = await conn.run_sync(_oauth_tables)
+            versions = await conn.scalar(text(f"SELECT count(*) FROM {VERSION_TABLE}")) if VERSION_TABLE in tables else 0
+    finally:
+        await engine.dispose()
+    return differences, tables - {VERSION_TABLE}, int(versions or 0)
+
+
+async def check_round_trip(url: str, run: Any) -> None:
+    differences, tables, _ = await inspect_database(url)
+    assert tables == set() and differences, "the comparison must see a missing schema"
+
+    # env.py runs its own event loop (asyncio.run), so alembic runs in a thread.
+    await asyncio.to_thread(run, "upgrade", "head")
+    differences, tables, versions = await inspect_database(url)
+    assert differences == []
+    assert tables == {table.name for table in metadata.sorted_tables}
+    assert versions == 1
+    await asyncio.to_thread(run, "check")  # the same comparison through env.py: raises on a difference
+
+    await asyncio.to_thread(run, "downgrade", "base")
+    differences, tables, versions = await inspect_database(url)
+    assert tables == set()
+    assert versions == 0
+
+
+async def test_postgres_upgrade_matches_tables_and_downgrades(postgres_database: str) -> None:
+    await check_round_trip(postgres_database, lambda *args: alembic(postgres_database, *args))
+
+
+async def test_sqlite_upgrade_matches_tables_and_downgrades(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'migrated.db'}"
+    # The CLI once (it imports the whole package, seconds), the command API for the rest.
+    await check_round_trip(url, lambda *args: (alembic_cli if args[0] == "upgrade" else alembic)(url, *args))
+
+
+async def test_migrations_share_a_database_with_the_application(postgres_database: str) -> None:
+    """Our history lives in its own version table and autogenerate ignores foreign tables."""
+    engine = create_async_engine(postgres_database, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)"))
+            await conn.execute(text("INSERT INTO alembic_version VALUES ('the_apps_own')"))
+            await conn.execute(text("CREATE TABLE app_users (id integer PRIMARY KEY)"))
+        await asyncio.to_thread(alembic, postgres_database, "upgrade", "head")
+        await asyncio.to_thread(alembic, postgres_database, "check")  # app_users is not ours: no difference
+        _, _, versions = await inspect_database(postgres_database)
+        assert versions == 1
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == "the_apps_own"
+    finally:
+        await engine.dispose()
