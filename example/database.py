@@ -12,7 +12,7 @@ import logging
 from argparse import Namespace
 from pathlib import Path
 
-from oauth_server import OAuthServerModel
+from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
 
 logger = logging.getLogger("example")
 
@@ -23,17 +23,9 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_model(database_url: str) -> OAuthServerModel:
-    """The model for ``database_url``; imported lazily because SQLAlchemy is an optional extra."""
-    try:  # TEMPORARY until the SQLAlchemy model lands
-        from oauth_server import SQLAlchemyOAuthServerModel
-    except (ImportError, AttributeError):
-        from oauth_server import MemoryOAuthServerModel
-
-        logger.warning("SQLAlchemy model unavailable: using the memory model")
-        return MemoryOAuthServerModel()
-    model: OAuthServerModel = SQLAlchemyOAuthServerModel(database_url)
-    return model
+def make_model(database_url: str) -> SQLAlchemyOAuthServerModel:
+    """The model for ``database_url`` (an async SQLAlchemy URL: ``sqlite+aiosqlite``, ``postgresql+asyncpg``)."""
+    return SQLAlchemyOAuthServerModel(database_url)
 
 
 def _alembic_upgrade(database_url: str) -> None:
@@ -42,22 +34,17 @@ def _alembic_upgrade(database_url: str) -> None:
     from alembic.config import Config
 
     config = Config(str(ALEMBIC_INI), cmd_opts=Namespace(x=[f"url={database_url}"]))
-    config.set_main_option("script_location", str(ALEMBIC_INI.parent / "migrations"))
     command.upgrade(config, "head")
 
 
-async def prepare_database(model: OAuthServerModel, database_url: str) -> None:
+async def prepare_database(model: SQLAlchemyOAuthServerModel, database_url: str) -> None:
     """Create or migrate the SQLite schema; on other databases expect ``make migrate`` to have run."""
     if not is_sqlite(database_url):
         logger.info("not SQLite: expecting the schema to be migrated already (make migrate)")
-        return
-    if not hasattr(model, "create_all"):  # TEMPORARY: memory model
         return
     if ALEMBIC_INI.exists():
         # alembic's env.py runs its own event loop (asyncio.run), so it cannot run on this one.
         await asyncio.to_thread(_alembic_upgrade, database_url)
         return
     # Installed without the repository (no alembic.ini next to it): create the tables directly.
-    create_all = getattr(model, "create_all", None)
-    if create_all is not None:
-        await create_all()
+    await model.create_all()

@@ -92,9 +92,7 @@ def create_app(settings: ExampleSettings) -> FastAPI:
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
-            close = getattr(model, "close", None)
-            if close is not None:
-                await close()
+            await model.close()
 
     app = FastAPI(title="oauth_server example", lifespan=lifespan)
 
@@ -120,6 +118,8 @@ def create_app(settings: ExampleSettings) -> FastAPI:
 def main() -> None:
     settings = ExampleSettings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # alembic announces each of its plugins at INFO; the migrations it runs are worth seeing, those are not.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     app = create_app(settings)
     print(f"Listening on http://{settings.host}:{settings.port}", flush=True)
     print(f"Issuer: {settings.issuer_url}   MCP endpoint: {settings.resource_url}", flush=True)
