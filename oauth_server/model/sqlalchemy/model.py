@@ -20,7 +20,7 @@ import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Table, and_, bindparam, delete, event, insert, select, update
+from sqlalchemy import Table, and_, any_, bindparam, delete, event, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import ColumnElement, Delete
@@ -82,25 +82,37 @@ REVOKE_GRANT = tuple(
 )
 
 
-def _purge(table: Table, expired: ColumnElement[bool]) -> Delete:
-    """``DELETE ... WHERE pk IN (SELECT pk ... LIMIT :batch)``: bounded, so it is safe while serving.
+def _purge(table: Table, expires: ColumnElement[int], expired: ColumnElement[bool], *, postgres: bool) -> Delete:
+    """Delete one bounded batch of expired rows, oldest first, so it is safe while serving.
 
-    On Postgres, ``SKIP LOCKED`` leaves rows that a request is consuming right now for the next
-    purge instead of waiting on them (SQLite ignores the clause; its writers are serialized).
+    The batch is chosen on the ``expires`` index (``ORDER BY ... LIMIT``). On Postgres it is
+    ``pk = ANY(ARRAY(batch))``: the batch is computed once, then each row is deleted through the
+    primary key (``pk IN (batch)`` lets the planner hash-join it against a scan of the whole
+    table), and ``SKIP LOCKED`` leaves rows a request is consuming right now for the next purge.
+    SQLite has neither; its writers are serialized anyway.
     """
     (key,) = table.primary_key.columns
-    doomed = select(key).where(expired).limit(bindparam("batch")).with_for_update(skip_locked=True)
-    return delete(table).where(key.in_(doomed))
+    batch = select(key).where(expired).order_by(expires).limit(bindparam("batch"))
+    if postgres:
+        return delete(table).where(key == any_(func.array(batch.with_for_update(skip_locked=True).scalar_subquery())))
+    return delete(table).where(key.in_(batch))
 
 
-PURGE = (
-    _purge(pending_authorizations, _pending.expires_at <= bindparam("now")),
-    _purge(authorization_codes, _codes.expires_at <= bindparam("now")),
-    _purge(access_tokens, _access.expires_at <= bindparam("now")),
-    _purge(refresh_tokens, _refresh.expires_at <= bindparam("now")),
-    # RFC 7591 §3.2.1: a client whose secret expired goes too (0 means never), as in the memory model.
-    _purge(clients, and_(clients.c.client_secret_expires_at > 0, clients.c.client_secret_expires_at <= bindparam("now"))),
-)
+def purge_statements(*, postgres: bool) -> tuple[Delete, ...]:
+    """One purge statement per table, for the dialect."""
+    client_expiry = clients.c.client_secret_expires_at
+    return (
+        _purge(pending_authorizations, _pending.expires_at, _pending.expires_at <= bindparam("now"), postgres=postgres),
+        _purge(authorization_codes, _codes.expires_at, _codes.expires_at <= bindparam("now"), postgres=postgres),
+        _purge(access_tokens, _access.expires_at, _access.expires_at <= bindparam("now"), postgres=postgres),
+        _purge(refresh_tokens, _refresh.expires_at, _refresh.expires_at <= bindparam("now"), postgres=postgres),
+        # RFC 7591 §3.2.1: a client whose secret expired goes too (0 means never), as in the memory model.
+        _purge(clients, client_expiry, and_(client_expiry > 0, client_expiry <= bindparam("now")), postgres=postgres),
+    )
+
+
+PURGE = purge_statements(postgres=False)
+PURGE_POSTGRES = purge_statements(postgres=True)
 
 
 # -- outages --------------------------------------------------------------------------------
@@ -181,6 +193,7 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
         self.engine = engine
         # One statement is its own transaction: no BEGIN/COMMIT round trips (shares the pool).
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._purge = PURGE_POSTGRES if engine.dialect.name == "postgresql" else PURGE
 
     @_storage
     async def create_all(self) -> None:
@@ -298,7 +311,7 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
         # One short transaction per table, so a purge never holds locks across tables.
         removed = 0
         async with self._autocommit.connect() as conn:
-            for statement in PURGE:
+            for statement in self._purge:
                 removed += (await conn.execute(statement, {"now": now, "batch": batch})).rowcount
         return removed
 

@@ -1,0 +1,210 @@
+"""EXPLAIN the SQL model's statements on Postgres and write ``docs/query-plans.md``.
+
+Usage: ``.venv/bin/python scripts/explain_plans.py [--url postgresql+asyncpg://...] [--out PATH]``
+
+It creates a scratch database next to ``--url`` (default ``PG_URL``, else the local server),
+fills the token tables with a few thousand grants, runs ``ANALYZE`` (no planner switches such
+as ``enable_seqscan``), explains the exact statements ``SQLAlchemyOAuthServerModel`` runs, and
+drops the database. Each statement is explained twice: with literal values (a custom plan) and
+as a prepared statement under ``plan_cache_mode = force_generic_plan`` (the plan a server's
+cached prepared statements settle on). ``tests/model/test_postgres_plans.py`` asserts the same
+plans use an index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Delete, Table, insert, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from oauth_server.model.sqlalchemy.model import (
+    CONSUME_CODE,
+    GET_ACCESS_TOKEN,
+    GET_REFRESH_TOKEN,
+    PURGE_POSTGRES,
+    REVOKE_GRANT,
+)
+from oauth_server.model.sqlalchemy.tables import (
+    access_tokens,
+    authorization_codes,
+    clients,
+    metadata,
+    pending_authorizations,
+    refresh_tokens,
+)
+
+DEFAULT_URL = os.environ.get("PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+OUT = Path(__file__).resolve().parents[1] / "docs" / "query-plans.md"
+GRANTS = int(os.environ.get("EXPLAIN_GRANTS", "5000"))
+NOW = 1_800_000_000
+INDEX_NODES = ("Index Scan", "Index Only Scan", "Bitmap Index Scan")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One statement and its two plans."""
+
+    name: str
+    sql: str
+    custom: str
+    generic: str
+
+    def uses_index(self) -> bool:
+        return all(
+            "Seq Scan" not in plan and any(node in plan for node in INDEX_NODES) for plan in (self.custom, self.generic)
+        )
+
+
+def _grant_rows(grant: int) -> dict[str, dict[str, Any]]:
+    """A grant's pending request, code, access token and refresh token; one grant in ten has expired."""
+    grant_id = f"grant-{grant:06d}"
+    expires = NOW - 10 if grant % 10 == 0 else NOW + 3600 + grant
+    common = {"grant_id": grant_id, "client_id": f"client-{grant % 50}", "subject": f"user-{grant % 500}",
+              "scopes": ("mcp:tools",), "resource": "https://mcp.example/mcp", "expires_at": expires}
+    flow = {"redirect_uri": "http://127.0.0.1:33418/callback", "redirect_uri_provided_explicitly": True,
+            "code_challenge": "c" * 43}
+    return {
+        "pending": {**flow, "request_digest": secrets.token_hex(32), "client_id": common["client_id"],
+                    "scopes": common["scopes"], "resource": common["resource"], "state": None,
+                    "expires_at": expires, "browser_digest": None},
+        "code": {**common, **flow, "code_digest": secrets.token_hex(32), "consumed_at": NOW - 5},
+        "access": {**common, "token_digest": secrets.token_hex(32)},
+        "refresh": {**common, "token_digest": secrets.token_hex(32), "grant_expires_at": expires + 86400,
+                    "rotated_at": None, "granted_scopes": ("mcp:tools",)},
+    }
+
+
+async def fill(conn: AsyncConnection, grants: int = GRANTS) -> dict[str, dict[str, Any]]:
+    """Insert ``grants`` grants, ``ANALYZE``, and return one grant's rows to look up."""
+    rows = [_grant_rows(grant) for grant in range(grants)]
+    tables = {"pending": pending_authorizations, "code": authorization_codes, "access": access_tokens,
+              "refresh": refresh_tokens}
+    for kind, table in tables.items():
+        await conn.execute(insert(table), [row[kind] for row in rows])
+    await conn.execute(insert(clients), [_client_row(number) for number in range(grants)])
+    for table in (clients, *tables.values()):
+        await conn.execute(text(f"ANALYZE {table.name}"))
+    return rows[grants // 2 + 1]
+
+
+def _client_row(number: int) -> dict[str, Any]:
+    """A confidential client; one in ten has an expired secret, one in two a secret that never expires."""
+    expires = NOW - 10 if number % 10 == 0 else (0 if number % 2 else NOW + 86400)
+    return {"client_id": f"client-{number}", "redirect_uris": ("http://127.0.0.1:33418/callback",),
+            "token_endpoint_auth_method": "client_secret_post", "grant_types": ("authorization_code",),
+            "response_types": ("code",), "client_id_issued_at": NOW - 100, "client_secret_digest": secrets.token_hex(32),
+            "client_secret_expires_at": expires, "contacts": ()}
+
+
+def _table(statement: Delete) -> str:
+    assert isinstance(statement.table, Table)
+    return statement.table.name
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+async def explain(conn: AsyncConnection, name: str, statement: Any, params: dict[str, Any]) -> Plan:
+    """EXPLAIN ``statement`` with ``params``: as literal SQL, and as a generic prepared plan."""
+    compiled = statement.compile(dialect=conn.dialect)  # $1, $2, ... in the order of positiontup
+    sql = str(compiled)
+    values = {**compiled.params, **params}  # constants such as "> 0" are bound parameters too
+    literals = [_literal(values[key]) for key in compiled.positiontup]
+    literal_sql = re.sub(r"\$(\d+)", lambda match: literals[int(match.group(1)) - 1], sql)
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    custom = "\n".join(row[0] for row in await driver.fetch("EXPLAIN " + literal_sql))
+    args = ", ".join(literals)
+    await driver.execute(f"SET plan_cache_mode = force_generic_plan; PREPARE explained AS {sql}")
+    try:
+        generic = "\n".join(row[0] for row in await driver.fetch(f"EXPLAIN EXECUTE explained({args})"))
+    finally:
+        await driver.execute("DEALLOCATE explained; RESET plan_cache_mode")
+    return Plan(name, sql, custom, generic)
+
+
+async def collect(url: str) -> list[Plan]:
+    """Create the tables in the (empty) database at ``url``, fill them, and explain every statement."""
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            sample = await fill(conn)
+        async with engine.connect() as conn:
+            grant = {"grant_id": sample["access"]["grant_id"]}
+            plans = [
+                await explain(conn, "get_access_token", GET_ACCESS_TOKEN, {"key": sample["access"]["token_digest"]}),
+                await explain(conn, "get_refresh_token", GET_REFRESH_TOKEN, {"key": sample["refresh"]["token_digest"]}),
+                await explain(conn, "consume_authorization_code", CONSUME_CODE,
+                              {"key": sample["code"]["code_digest"], "now": NOW}),
+            ]
+            for number, statement in enumerate(REVOKE_GRANT, 1):
+                name = f"revoke_grant ({number}/{len(REVOKE_GRANT)}): {_table(statement)}"
+                plans.append(await explain(conn, name, statement, grant))
+            for statement in PURGE_POSTGRES:
+                name = f"purge_expired: {_table(statement)}"
+                plans.append(await explain(conn, name, statement, {"now": NOW, "batch": 1000}))
+            await conn.rollback()
+    finally:
+        await engine.dispose()
+    return plans
+
+
+def render(plans: list[Plan]) -> str:
+    lines = [
+        "# Query plans (PostgreSQL)",
+        "",
+        "Generated by `scripts/explain_plans.py`; do not edit by hand. "
+        f"{GRANTS} clients and {GRANTS} grants (a pending request, a code, an access and a refresh token each; "
+        "one in ten expired), `ANALYZE`d, "
+        "no planner switches. *Custom* is `EXPLAIN` with literal values; *generic* is the prepared "
+        "statement under `plan_cache_mode = force_generic_plan`, the plan a server's cached prepared "
+        "statements settle on. `tests/model/test_postgres_plans.py` asserts that every one of them "
+        "uses an index, in both plans.",
+        "",
+    ]
+    for plan in plans:
+        lines += [f"## {plan.name}", "", "```sql", plan.sql, "```", "",
+                  "Custom plan:", "", "```", plan.custom, "```", "",
+                  "Generic plan:", "", "```", plan.generic, "```", ""]
+    return "\n".join(lines)
+
+
+async def main(base_url: str, out: Path) -> None:
+    name = f"oauth_plans_{secrets.token_hex(6)}"
+    admin = create_async_engine(base_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            plans = await collect(make_url(base_url).set(database=name).render_as_string(hide_password=False))
+        finally:
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+    out.write_text(render(plans))
+    for plan in plans:
+        print(f"{'index' if plan.uses_index() else 'NO INDEX':8}  {plan.name}")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=DEFAULT_URL)
+    parser.add_argument("--out", type=Path, default=OUT)
+    options = parser.parse_args()
+    asyncio.run(main(options.url, options.out))
