@@ -67,11 +67,13 @@ async def test_client_signs_in_calls_whoami_and_reuses_the_token_file(
 
 async def test_client_refreshes_an_expired_token_on_the_next_run(start_example: StartExample, tmp_path: Path) -> None:
     token_file = tmp_path / "tokens.json"
-    async with start_example(access_token_lifetime=1) as base:
+    # The server counts whole seconds, so a token lives between LIFETIME - 1 and LIFETIME seconds:
+    # 3 leaves the refreshed token at least 2 s for the rest of the run.
+    async with start_example(access_token_lifetime=3) as base:
         await run(options(base, token_file))
         before = stored(token_file)["tokens"]
-        assert isinstance(before, dict) and before["expires_in"] == 1
-        await asyncio.sleep(1.5)
+        assert isinstance(before, dict) and before["expires_in"] == 3
+        await asyncio.sleep(3.2)
 
         result = await run(options(base, token_file, password="wrong"))
         assert result.whoami["user"] == "demo"
