@@ -102,8 +102,8 @@ def _client_row(number: int) -> dict[str, Any]:
     expires = NOW - 10 if number % 10 == 0 else (0 if number % 2 else NOW + 86400)
     return {"client_id": f"client-{number}", "redirect_uris": ("http://127.0.0.1:33418/callback",),
             "token_endpoint_auth_method": "client_secret_post", "grant_types": ("authorization_code",),
-            "response_types": ("code",), "client_id_issued_at": NOW - 100, "client_secret_digest": secrets.token_hex(32),
-            "client_secret_expires_at": expires, "contacts": ()}
+            "response_types": ("code",), "client_id_issued_at": NOW - 100,
+            "client_secret_digest": secrets.token_hex(32), "client_secret_expires_at": expires, "contacts": ()}
 
 
 def _table(statement: Delete) -> str:

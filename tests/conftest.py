@@ -29,7 +29,7 @@ def build_app(server: OAuthServer) -> FastAPI:
     guard = require_bearer_auth(server, ["mcp:tools"])
 
     @app.post("/mcp")
-    async def mcp_endpoint(token: AccessToken = Depends(guard)) -> dict[str, object]:
+    async def mcp_endpoint(token: AccessToken = Depends(guard)) -> dict[str, object]:  # noqa: B008
         return {"subject": token.subject, "scopes": list(token.scopes)}
 
     return app

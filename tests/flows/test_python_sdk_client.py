@@ -68,21 +68,26 @@ def client_provider(base: str, storage: MemoryTokenStorage, browser: ConsentBrow
 
 
 async def call_whoami(base: str, auth: OAuthClientProvider) -> str:
-    async with httpx2.AsyncClient(auth=auth, timeout=30) as http:
-        async with streamable_http_client(f"{base}/mcp", http_client=http) as (read, write, *_):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                tools = await session.list_tools()
-                assert [t.name for t in tools.tools] == ["whoami"]
-                result = await session.call_tool("whoami", {})
-                return str(result.content[0].text)  # type: ignore[union-attr]
+    async with (
+        httpx2.AsyncClient(auth=auth, timeout=30) as http,
+        streamable_http_client(f"{base}/mcp", http_client=http) as (read, write, *_),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        tools = await session.list_tools()
+        assert [t.name for t in tools.tools] == ["whoami"]
+        result = await session.call_tool("whoami", {})
+        return str(result.content[0].text)  # type: ignore[union-attr]
 
 
 async def test_sdk_client_full_flow_refresh_and_revoke() -> None:
     port = free_port()
     # The SDK client refreshes when its own (real) clock says the token expired, so this test
-    # uses real time with a 1 s access token rather than a frozen clock.
-    server = make_server(port, access_token_lifetime=1)
+    # uses real time with a short access token rather than a frozen clock. The server counts
+    # whole seconds, so a token lives between LIFETIME - 1 and LIFETIME s: 3 leaves a refreshed
+    # token at least 2 s for the rest of the call (1 could expire it mid-call, and the client
+    # would then rightly go back to the browser).
+    server = make_server(port, access_token_lifetime=3)
     storage = MemoryTokenStorage()
     browser = ConsentBrowser(headers={"x-test-user": "alice"})
     async with serve(build_mcp_app(server), port) as base:
@@ -93,7 +98,7 @@ async def test_sdk_client_full_flow_refresh_and_revoke() -> None:
         first = storage.tokens
 
         # The access token expires on the server; the client must refresh, not ask the user again.
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(3.2)
         text = await call_whoami(base, provider)
         assert text.startswith("alice via ")
         assert browser.visits == 1, "a refresh must not open the browser again"

@@ -57,12 +57,14 @@ async def test_sdk_mcpserver_with_our_provider() -> None:
 
     storage = MemoryTokenStorage()
     browser = ConsentBrowser(headers={"x-test-user": "bob"})
-    async with serve(app, port):
-        async with httpx2.AsyncClient(auth=client_provider(base, storage, browser), timeout=30) as http:
-            async with streamable_http_client(f"{base}/mcp", http_client=http) as (read, write, *_):
-                async with ClientSession(read, write) as session:
-                    await session.initialize()
-                    result = await session.call_tool("ping", {})
-                    assert result.content[0].text == "pong"  # type: ignore[union-attr]
+    async with (
+        serve(app, port),
+        httpx2.AsyncClient(auth=client_provider(base, storage, browser), timeout=30) as http,
+        streamable_http_client(f"{base}/mcp", http_client=http) as (read, write, *_),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        result = await session.call_tool("ping", {})
+        assert result.content[0].text == "pong"  # type: ignore[union-attr]
     assert storage.tokens is not None and storage.tokens.refresh_token
     assert browser.visits == 1

@@ -72,7 +72,9 @@ async def inspect_database(url: str) -> tuple[list[Any], set[str], int]:
         async with engine.connect() as conn:
             differences = await conn.run_sync(_differences)
             tables = await conn.run_sync(_oauth_tables)
-            versions = await conn.scalar(text(f"SELECT count(*) FROM {VERSION_TABLE}")) if VERSION_TABLE in tables else 0
+            versions = 0
+            if VERSION_TABLE in tables:
+                versions = await conn.scalar(text(f"SELECT count(*) FROM {VERSION_TABLE}"))
     finally:
         await engine.dispose()
     return differences, tables - {VERSION_TABLE}, int(versions or 0)
