@@ -6,13 +6,13 @@ import inspect
 import secrets
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-from starlette.datastructures import FormData, QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
 from oauth_server.consent import cookie_name
+from oauth_server.errors import InvalidRequest
 from oauth_server.server import OAuthServer
 from oauth_server.web.limits import RateLimits
 from oauth_server.web.templating import Templates
@@ -21,6 +21,9 @@ GetUser = Callable[[Request], Awaitable[str | None]]
 UserScopes = Callable[[str], Awaitable[Collection[str] | None] | Collection[str] | None]
 
 MAX_BODY_BYTES = 64 * 1024
+#: No OAuth request has more parameters than this; more is an attack on the parser.
+MAX_FIELDS = 50
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def issuer_path(issuer_url: str) -> str:
@@ -77,18 +80,38 @@ class RouterContext:
         return result
 
 
-def multi(params: QueryParams | FormData) -> dict[str, list[str]]:
-    """Every value of every parameter, so repeated parameters can be refused (RFC 6749 §3.1)."""
+def parse_params(raw: bytes) -> dict[str, list[str]]:
+    """A query string or an ``application/x-www-form-urlencoded`` body: every value of every name.
+
+    ``urllib.parse.parse_qsl`` rather than Starlette's form parser (python-multipart): the same
+    result for this one format at a fifth of the cost, and strict where OAuth wants it: invalid
+    UTF-8 or more than ``MAX_FIELDS`` parameters is ``invalid_request``, not a silent repair.
+    """
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
+    except UnicodeDecodeError:
+        raise InvalidRequest("parameters must be UTF-8") from None
+    except ValueError:
+        raise InvalidRequest(f"more than {MAX_FIELDS} parameters") from None
     out: dict[str, list[str]] = {}
-    for key, value in params.multi_items():
-        if isinstance(value, str):
-            out.setdefault(key, []).append(value)
+    for key, value in pairs:
+        out.setdefault(key, []).append(value)
     return out
 
 
-def single(params: Mapping[str, list[str]], name: str) -> str | None:
-    from oauth_server.errors import InvalidRequest
+async def read_form(request: Request) -> dict[str, list[str]]:
+    """The urlencoded body of a POST (RFC 6749 §3.2: the only body format of the token endpoint)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != FORM_TYPE:
+        raise InvalidRequest(f"the request body must be {FORM_TYPE}")
+    return parse_params(await request.body())
 
+
+def query_params(request: Request) -> dict[str, list[str]]:
+    return parse_params(request.scope.get("query_string", b""))
+
+
+def single(params: Mapping[str, list[str]], name: str) -> str | None:
     values = params.get(name) or []
     if len(values) > 1:
         raise InvalidRequest(f"{name} must not be repeated")

@@ -24,6 +24,7 @@ from oauth_server.web.templating import Templates
 logger = logging.getLogger("oauth_server")
 
 CORS_PATHS = ("register", "token", "revoke")
+ALLOW_ANY_ORIGIN = (b"access-control-allow-origin", b"*")
 
 
 class _OAuthRouterRoute(OAuthRoute):
@@ -36,8 +37,8 @@ class _OAuthRouterRoute(OAuthRoute):
         async def route(request: Request) -> Response:
             problem = await _screen(request)
             response = error_response(problem) if problem is not None else await handler(request)
-            if cors_enabled:
-                response.headers["Access-Control-Allow-Origin"] = "*"
+            if cors_enabled and all(name != ALLOW_ANY_ORIGIN[0] for name, _ in response.raw_headers):
+                response.raw_headers.append(ALLOW_ANY_ORIGIN)  # cheaper than MutableHeaders' rebuild
             return response
 
         return route

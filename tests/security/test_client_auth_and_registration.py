@@ -79,7 +79,8 @@ async def test_registration_1000_redirect_uris_refused(http: httpx.AsyncClient) 
 
 
 async def test_registration_1mb_client_name_refused(http: httpx.AsyncClient) -> None:
-    response = await http.post("/register", json={"redirect_uris": ["https://a.example/cb"], "client_name": "x" * 2**20})
+    response = await http.post("/register", json={"redirect_uris": ["https://a.example/cb"],
+                                                   "client_name": "x" * 2**20})
     assert response.status_code == 413 and response.json()["error"] == "invalid_request"
 
 

@@ -25,7 +25,8 @@ async def test_hardening_no_plaintext_credentials_in_storage_or_logs(
     client = await register(http)
     code = await get_code(http, client.client_id)
     first = (await http.post("/token", data={"grant_type": "authorization_code", "code": code,
-                                              "client_id": client.client_id, "code_verifier": "v" * 43 + "-._~0123456789",
+                                              "client_id": client.client_id,
+                                              "code_verifier": "v" * 43 + "-._~0123456789",
                                               "redirect_uri": "http://127.0.0.1:33418/callback"}))
     assert first.status_code == 200, first.text
     tokens = first.json()
@@ -114,7 +115,8 @@ async def test_hardening_body_over_64k_is_413(http: httpx.AsyncClient) -> None:
         for _ in range(100):
             yield b"a" * 1024
 
-    response = await http.post("/token", content=chunks(), headers={"content-type": "application/x-www-form-urlencoded"})
+    response = await http.post("/token", content=chunks(),
+                               headers={"content-type": "application/x-www-form-urlencoded"})
     assert response.status_code == 413
 
 
@@ -153,6 +155,22 @@ async def test_hardening_nul_and_invalid_utf8_in_bodies(http: httpx.AsyncClient)
     response = await http.post("/register", content=b'{"redirect_uris": ["\xff"]}',
                                headers={"content-type": "application/json"})
     assert response.status_code == 400
+
+
+async def test_hardening_form_parser_is_strict(http: httpx.AsyncClient) -> None:
+    """RFC 6749 §3.2 / Appendix B: urlencoded UTF-8 only. Invalid UTF-8, more than 50 fields, or a
+    multipart body is invalid_request, never silently repaired into different parameters."""
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    response = await http.post("/token", content=b"grant_type=refresh_token&refresh_token=%C3%28", headers=form)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+    assert "UTF-8" in response.json()["error_description"]
+    crowded = "&".join(f"p{n}=x" for n in range(51)).encode()
+    response = await http.post("/token", content=b"grant_type=refresh_token&" + crowded, headers=form)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+    response = await http.post("/token", files={"grant_type": (None, "refresh_token")})
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+    raw = await http.get("/authorize?client_id=%FF")
+    assert raw.status_code == 400 and "UTF-8" in raw.text
 
 
 async def test_hardening_authorize_with_get_user_error_never_500(http: httpx.AsyncClient) -> None:

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from oauth_server.errors import AuthorizationFailed
-from oauth_server.web.context import RouterContext, multi
+from oauth_server.errors import AuthorizationFailed, InvalidRequest
+from oauth_server.web.context import RouterContext, query_params, read_form
 from oauth_server.web.errors import COMMON_ERRORS, html_errors, json_errors
 
 
@@ -39,13 +39,12 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
     ) -> Response:
         """OAuth 2.1 §4.1.1 authorization request (code flow with PKCE S256 only)."""
         await ctx.limit("authorize", request)
-        if request.method == "POST":
-            params = multi(await request.form(max_files=0, max_fields=50))
-        else:
-            params = multi(request.query_params)
         secret, _ = ctx.ensure_browser_secret(request)
         try:
+            params = await read_form(request) if request.method == "POST" else query_params(request)
             start = await ctx.server.start_authorization(params, secret)
+        except InvalidRequest as exc:
+            return failure_response(ctx, AuthorizationFailed(exc))
         except AuthorizationFailed as failure:
             return failure_response(ctx, failure)
         response = RedirectResponse(start.consent_url, status_code=303)

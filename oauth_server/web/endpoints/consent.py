@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from oauth_server import consent, redirect_uris
 from oauth_server.errors import AuthorizationFailed, ConsentForbidden, InvalidRequest
 from oauth_server.server import ConsentRequest
-from oauth_server.web.context import RouterContext, multi, single
+from oauth_server.web.context import RouterContext, query_params, read_form, single
 from oauth_server.web.endpoints.authorize import failure_response
 from oauth_server.web.errors import COMMON_ERRORS, html_errors, json_errors
 
@@ -55,12 +55,15 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
     ) -> Response:
         """Show what the client asks for. The anti-forgery token is bound to this browser."""
         try:
+            request_id = single(query_params(request), "request_id")
             if not request_id:
                 raise AuthorizationFailed(InvalidRequest("request_id is required"))
             consent_request = await ctx.server.get_consent_request(request_id)
             secret, _ = ctx.ensure_browser_secret(request)
             if not await ctx.server.claim_consent_request(consent_request, secret):
                 raise AuthorizationFailed(ConsentForbidden("this authorization was started in another browser"))
+        except InvalidRequest as exc:
+            return failure_response(ctx, AuthorizationFailed(exc))
         except AuthorizationFailed as failure:
             return failure_response(ctx, AuthorizationFailed(failure.error))
         user = await ctx.get_user(request) if ctx.get_user else None
@@ -77,11 +80,14 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
     ) -> Response:
         """The user's decision: 303 to the client's redirect URI with a code or ``access_denied``."""
         await ctx.limit("consent", request)
-        form = multi(await request.form(max_files=0, max_fields=50))
         secret = ctx.browser_secret(request)
         try:
-            for name in ("request_id", "csrf_token", "decision"):
-                single(form, name)
+            form = await read_form(request)
+            request_id, csrf_token, decision = (single(form, name) or "" for name in
+                                                 ("request_id", "csrf_token", "decision"))
+            scope = single(form, "scope")
+            if not request_id or not csrf_token:
+                raise AuthorizationFailed(InvalidRequest("request_id and csrf_token are required"))
             if decision == "deny":
                 location = await ctx.server.deny(request_id, browser_secret=secret, form_token=csrf_token)
                 return RedirectResponse(location, status_code=303)

@@ -7,12 +7,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from oauth_server.clients import AUTH_METHODS
 from oauth_server.web.context import RouterContext
 
-METADATA_HEADERS = {"Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*"}
+# Access-Control-Allow-Origin is added by the router's route class, as on every fetch endpoint.
+METADATA_HEADERS = {"Cache-Control": "public, max-age=3600"}
 
 
 def authorization_server_metadata(ctx: RouterContext) -> dict[str, Any]:
@@ -67,7 +68,7 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
     as_doc = authorization_server_metadata(ctx)
     as_body = bytes(JSONResponse(as_doc).body)
 
-    async def get_authorization_server_metadata() -> JSONResponse:
+    async def get_authorization_server_metadata() -> Response:
         """RFC 8414 §3: the authorization server's metadata."""
         return _cached(as_body)
 
@@ -84,10 +85,10 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
         )
 
 
-def _protected_resource_endpoint(ctx: RouterContext, resource: str) -> Callable[[], Awaitable[JSONResponse]]:
+def _protected_resource_endpoint(ctx: RouterContext, resource: str) -> Callable[[], Awaitable[Response]]:
     body = bytes(JSONResponse(protected_resource_metadata_for(ctx, resource)).body)
 
-    async def get_protected_resource_metadata() -> JSONResponse:
+    async def get_protected_resource_metadata() -> Response:
         """RFC 9728 §3: metadata of the protected MCP resource."""
         return _cached(body)
 
@@ -100,8 +101,6 @@ def protected_resource_metadata_for(ctx: RouterContext, resource: str) -> dict[s
     return doc
 
 
-def _cached(body: bytes) -> JSONResponse:
-    response = JSONResponse(content=None, headers=METADATA_HEADERS)
-    response.body = body
-    response.headers["content-length"] = str(len(body))
-    return response
+def _cached(body: bytes) -> Response:
+    """The document rendered once at start; each request only wraps the bytes."""
+    return Response(body, media_type="application/json", headers=METADATA_HEADERS)

@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from oauth_server.errors import InvalidClient, InvalidRequest
-from oauth_server.web.context import RouterContext, single
-from oauth_server.web.endpoints.token import authenticate, client_error, read_form
+from oauth_server.web.context import RouterContext, read_form, single
+from oauth_server.web.endpoints.token import authenticate, client_error
 from oauth_server.web.errors import COMMON_ERRORS, NO_STORE, json_errors
 
 

@@ -9,19 +9,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from oauth_server.clients import ClientCredentials, credentials_from_request
-from oauth_server.errors import InvalidClient, InvalidRequest
+from oauth_server.errors import InvalidClient
 from oauth_server.records import Client
-from oauth_server.web.context import RouterContext, multi, single
+from oauth_server.web.context import RouterContext, read_form, single
 from oauth_server.web.errors import COMMON_ERRORS, NO_STORE, error_response, json_errors
-
-FORM_TYPE = "application/x-www-form-urlencoded"
-
-
-async def read_form(request: Request) -> dict[str, list[str]]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != FORM_TYPE:
-        raise InvalidRequest(f"the request body must be {FORM_TYPE}")
-    return multi(await request.form(max_files=0, max_fields=50))
 
 
 async def authenticate(ctx: RouterContext, request: Request, form: dict[str, list[str]]) -> Client:
