@@ -5,6 +5,7 @@ No mocks: the connections are really killed (``pg_terminate_backend``) or the po
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -44,7 +45,8 @@ async def succeeds_or_unavailable(call: Callable[[], Awaitable[object]]) -> bool
 
 @pytest.mark.parametrize("pre_ping", [True, False], ids=["pre_ping", "no_pre_ping"])
 async def test_killed_connections_recover(postgres_url: str, pre_ping: bool) -> None:
-    model = SQLAlchemyOAuthServerModel(postgres_url, pool_pre_ping=pre_ping, **POOL)
+    # No token cache: every read below must reach the database.
+    model = SQLAlchemyOAuthServerModel(postgres_url, pool_pre_ping=pre_ping, access_token_cache_ttl=0, **POOL)
     token, kept = access(), refresh()
     try:
         await model.save_tokens(token, kept)
@@ -52,10 +54,9 @@ async def test_killed_connections_recover(postgres_url: str, pre_ping: bool) -> 
 
         assert await terminate_other_connections(postgres_url) >= 1
 
-        first = await succeeds_or_unavailable(lambda: model.get_access_token(token.token_digest))
-        if not pre_ping:
-            assert first is False, "a dead connection without pre-ping must fail as StorageUnavailable"
+        # Reads recover at once: pre-ping replaces the dead connection, or the read is retried.
         assert await model.get_access_token(token.token_digest) == token
+        assert await model.get_client("no-such-client") is None
 
         # The transactional paths recover the same way.
         await terminate_other_connections(postgres_url)
@@ -84,5 +85,25 @@ async def test_closed_port_raises_storage_unavailable() -> None:
             with pytest.raises(StorageUnavailable) as raised:
                 await call()
             assert isinstance(raised.value.__cause__, OSError)  # the cause is kept for the log
+    finally:
+        await model.close()
+
+
+async def test_connection_dropped_while_idle_is_replaced_at_checkout(postgres_url: str) -> None:
+    """A pooled connection the server closed while it sat idle is noticed at checkout (no round
+    trip: the socket is closed) and replaced, so even a write succeeds, without pre-ping."""
+    model = SQLAlchemyOAuthServerModel(postgres_url, pool_pre_ping=False, access_token_cache_ttl=0, **POOL)
+    kept = refresh()
+    try:
+        await model.save_tokens(access(), kept)
+        assert await terminate_other_connections(postgres_url) >= 1
+        for _ in range(100):  # until this process has read the socket's end
+            await asyncio.sleep(0.01)
+            async with model.engine.connect() as conn:
+                raw = (await conn.get_raw_connection()).driver_connection
+                if raw.is_closed():
+                    break
+        await model.revoke_grant("no-such-grant")  # a write: no 503
+        assert await model.rotate_refresh_token(kept.token_digest, NOW, access(), refresh()) is True
     finally:
         await model.close()

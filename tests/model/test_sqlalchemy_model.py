@@ -39,7 +39,7 @@ async def test_revoke_grant_waits_for_a_rotation_in_flight(sql_model: SQLAlchemy
     old = refresh("grant-r")
     await sql_model.save_tokens(access("grant-r"), old)
     minted_access, minted_refresh = access("grant-r"), refresh("grant-r")
-    async with sql_model.engine.connect() as rotation:
+    async with sql_model._transactional.connect() as rotation:
         # The rotation's own statements, held open: it owns the old row's lock (or SQLite's writer lock).
         assert (await rotation.execute(ROTATE_REFRESH_TOKEN, {"key": old.token_digest, "now": NOW})).first()
         await rotation.execute(insert(access_tokens), to_row(minted_access))
@@ -59,16 +59,22 @@ async def test_hot_paths_are_one_statement_without_a_transaction(sql_model: SQLA
     token, issued = access(), code()
     await sql_model.save_tokens(token, None)
     await sql_model.save_authorization_code(issued)
-    seen: list[tuple[str, Any]] = []
+    seen: list[str] = []
+    if sql_model.engine.dialect.name == "postgresql":
+        # Statements run on asyncpg itself (asyncpg_path): log what each pooled connection runs.
+        def log_queries(dbapi_connection: Any, *_: Any) -> None:
+            dbapi_connection.driver_connection.add_query_logger(lambda q: seen.append(q.query.split()[0].upper()))
 
-    def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        # asyncpg's adapter keeps the transaction it began here; None means autocommit.
-        seen.append((statement.split()[0], getattr(conn.connection.dbapi_connection, "_transaction", None)))
+        event.listen(sql_model.engine.sync_engine.pool, "connect", log_queries)
+        await sql_model.engine.dispose()  # new connections, each with the logger
+    else:
+        def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            seen.append(statement.split()[0].upper())
 
-    event.listen(sql_model.engine.sync_engine, "after_cursor_execute", record)
+        event.listen(sql_model.engine.sync_engine, "after_cursor_execute", record)
     assert await sql_model.get_access_token(token.token_digest) == token
     assert await sql_model.consume_authorization_code(issued.code_digest, NOW) is not None
-    assert seen == [("SELECT", None), ("UPDATE", None)]
+    assert seen == ["SELECT", "UPDATE"]
 
 
 async def test_tuples_are_stored_as_json_arrays(sql_model: SQLAlchemyOAuthServerModel) -> None:
@@ -101,5 +107,29 @@ async def test_accepts_an_engine(tmp_path: Any) -> None:
         assert await model.get_access_token(token.token_digest) == token
         async with engine.connect() as conn:
             assert await conn.scalar(select(access_tokens.c.grant_id)) == token.grant_id
+    finally:
+        await model.close()
+
+
+async def test_a_cancelled_statement_leaves_the_pool_usable(postgres_url: str) -> None:
+    """A request cancelled mid-statement must not hand a busy or dead connection to the next
+    request (asyncpg cancels the query itself; terminating the connection here would not do)."""
+    model = SQLAlchemyOAuthServerModel(postgres_url, pool_size=1, access_token_cache_ttl=0)
+    try:
+        assert model._pg is not None
+
+        async def slow() -> None:
+            assert model._pg is not None
+            async with model._pg.connection() as raw:
+                await raw.fetchval("SELECT pg_sleep(5)")
+
+        task = asyncio.create_task(slow())
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        token = access()
+        await asyncio.wait_for(model.save_tokens(token, None), timeout=3)
+        assert await asyncio.wait_for(model.get_access_token(token.token_digest), timeout=3) == token
     finally:
         await model.close()

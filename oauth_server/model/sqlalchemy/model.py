@@ -7,8 +7,9 @@ How it keeps the contract of :class:`~oauth_server.model.base.OAuthServerModel`:
   of processes, exactly one gets the row. Nothing is read first and decided in Python.
 * Reads and single-statement writes run on an ``AUTOCOMMIT`` connection: one statement is its own
   transaction, so a token lookup costs one primary-key ``SELECT`` and no ``BEGIN``/``COMMIT``
-  round trips. Only multi-statement writes (``save_tokens`` with a refresh token,
-  ``rotate_refresh_token``, ``revoke_grant``) open a transaction.
+  round trips. On Postgres, saving a token pair and rotating a refresh token are single
+  statements too (data-modifying CTEs); only ``revoke_grant`` and ``revoke_access_token`` (and
+  on SQLite the pair writes) open a transaction.
 * Core statements, no ORM session: no identity map or unit of work on the hot path.
 * An unreachable database raises :class:`~oauth_server.errors.StorageUnavailable` (answered 503),
   never a raw driver error; integrity and programming errors propagate unchanged.
@@ -17,16 +18,18 @@ How it keeps the contract of :class:`~oauth_server.model.base.OAuthServerModel`:
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Table, and_, any_, bindparam, delete, event, func, insert, select, update
+from sqlalchemy import Table, and_, any_, bindparam, delete, event, func, insert, select, text, update
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import ColumnElement, Delete
 
 from oauth_server.errors import StorageUnavailable
 from oauth_server.model.base import OAuthServerModel
+from oauth_server.model.sqlalchemy.asyncpg_path import AsyncpgPath, DroppedConnection
 from oauth_server.model.sqlalchemy.tables import (
     access_tokens,
     authorization_codes,
@@ -36,6 +39,7 @@ from oauth_server.model.sqlalchemy.tables import (
     refresh_tokens,
     to_row,
 )
+from oauth_server.model.sqlalchemy.token_cache import CHANNEL, VerifiedTokenCache
 from oauth_server.records import AccessToken, AuthorizationCode, Client, PendingAuthorization, RefreshToken
 
 P = ParamSpec("P")
@@ -72,10 +76,34 @@ ROTATE_REFRESH_TOKEN = (
     .values(rotated_at=bindparam("now"))
     .returning(_refresh.token_digest)
 )
+
+
+def _insert_from(table: Table, prefix: str, source: Any) -> Any:
+    """``INSERT INTO table SELECT :prefix_<column>, ... FROM source``: one row per row of ``source``."""
+    values = [bindparam(f"{prefix}{column.name}", type_=column.type) for column in table.columns]
+    query = select(*values).select_from(source) if source is not None else select(*values)
+    return insert(table).from_select([column.name for column in table.columns], query)
+
+
+# Postgres, one statement each (one round trip instead of BEGIN, 2-3 statements, COMMIT): a
+# statement is atomic, and data-modifying CTEs all run, in one snapshot. The rotation's INSERTs
+# select from its UPDATE, so a rotation that found ``rotated_at`` already set inserts nothing;
+# the UPDATE's row lock orders concurrent rotations exactly as in the transaction.
+_ROTATED = ROTATE_REFRESH_TOKEN.cte("rotated")
+ROTATE_AND_ISSUE_POSTGRES = (
+    select(func.count()).select_from(_ROTATED)
+    .add_cte(_insert_from(access_tokens, "a_", _ROTATED).cte("new_access"),
+             _insert_from(refresh_tokens, "r_", _ROTATED).cte("new_refresh"))
+)
+SAVE_PAIR_POSTGRES = _insert_from(refresh_tokens, "r_", None).add_cte(
+    _insert_from(access_tokens, "a_", None).cte("new_access"))
 REVOKE_ACCESS_TOKEN = delete(access_tokens).where(_access.token_digest == bindparam("key"))
 # Refresh tokens first: that DELETE waits for any rotation in flight (it holds the old row's
 # lock), so the later statements, each with a fresh READ COMMITTED snapshot, see the tokens
 # that rotation inserted; the final pass removes its new refresh token.
+NOTIFY_REVOKED = text("SELECT pg_notify(:channel, :payload)")
+INSERT = {table: insert(table) for table in (clients, pending_authorizations, authorization_codes,
+                                             access_tokens, refresh_tokens)}
 REVOKE_GRANT = tuple(
     delete(table).where(table.c.grant_id == bindparam("grant_id"))
     for table in (refresh_tokens, access_tokens, authorization_codes, refresh_tokens)
@@ -122,7 +150,13 @@ _OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57")
 
 
 def is_outage(exc: BaseException) -> bool:
-    """Whether ``exc`` means the database cannot be reached (answer 503), not a bug or a conflict."""
+    """Whether ``exc`` means the database cannot serve (answer 503), rather than a bug or a conflict.
+
+    SQLite reports a missing table as an OperationalError too: an unmigrated schema is then a 503
+    whose cause, chained to the StorageUnavailable, is in the log.
+    """
+    if isinstance(exc, DroppedConnection):
+        return True
     if isinstance(exc, sa_exc.DBAPIError):
         if exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError):
             return True  # PEP 249: OperationalError is the database's trouble, not the caller's
@@ -131,7 +165,9 @@ def is_outage(exc: BaseException) -> bool:
     elif isinstance(exc, sa_exc.TimeoutError):
         return True  # the pool stayed exhausted: overloaded
     seen: BaseException | None = exc
-    while seen is not None:  # the driver's own error is in the cause chain
+    for _ in range(16):  # the driver's own error is in the cause chain (bounded: chains are short)
+        if seen is None:
+            break
         if isinstance(seen, OSError):
             return True  # refused, reset, unreachable, timed out
         sqlstate = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
@@ -159,6 +195,29 @@ def _storage(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, An
     return wrapper
 
 
+def _read(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """``_storage`` for a read, run once more on a fresh connection if the pooled one was dead.
+
+    Without a pre-ping (see ``_pool_defaults``) the first statement on a connection the
+    database dropped fails; SQLAlchemy then invalidates the pool, so a second try gets a new
+    connection. Only reads are retried: a failed write may have been applied, so it is
+    answered 503 and the client retries.
+    """
+
+    @functools.wraps(method)
+    async def retried(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except DroppedConnection:
+            pass
+        except sa_exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        return await method(*args, **kwargs)
+
+    return _storage(retried)
+
+
 def _sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     """WAL lets readers run beside the writer; the busy timeout makes writers queue, not fail."""
 
@@ -170,52 +229,107 @@ def _sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         cursor.close()
 
 
+#: The isolation level of our transactions, where the engine's own default is AUTOCOMMIT.
+_TRANSACTION_ISOLATION = {"postgresql": "READ COMMITTED", "sqlite": "SERIALIZABLE"}
+
+
+def _pool_defaults(backend: str) -> dict[str, Any]:
+    """Pool options for an engine we create from a URL (any of them can be overridden).
+
+    SQLAlchemy's default pool keeps 5 connections and closes each overflow connection as soon as
+    it is returned: under 32 concurrent requests that opened and closed a Postgres connection
+    (TLS handshake included) for most queries, and cut the bearer check to a sixth. We keep 20
+    and open no overflow connections (they churn the same way): every statement is short, so a
+    request briefly waits for a free connection instead.
+
+    No ``pool_pre_ping``: its round trip before every statement cost a third of a lookup's CPU.
+    Reads that meet a connection the database dropped are retried once (``_read``); a write
+    on one answers 503 once, and SQLAlchemy invalidates the pool so the next request gets a new
+    connection. ``pool_pre_ping=True`` trades that one 503 per outage for the extra round trip.
+    """
+    options: dict[str, Any] = {}
+    if backend == "postgresql":
+        options.update(pool_size=20, max_overflow=0)
+    return options
+
+
 class SQLAlchemyOAuthServerModel(OAuthServerModel):
     """Records in SQL tables (``oauth_*``), on Postgres (asyncpg) or SQLite (aiosqlite).
 
     Args:
-        engine: an ``AsyncEngine``, or a URL such as ``postgresql+asyncpg://...`` or
-            ``sqlite+aiosqlite:///path.db`` from which one is created with ``pool_pre_ping``
-            (a connection the database dropped is replaced instead of failing a request).
+        engine: a URL such as ``postgresql+asyncpg://...`` or ``sqlite+aiosqlite:///path.db``,
+            or an ``AsyncEngine``. From a URL the engine is created with a pool of 20 connections
+            (Postgres; ``pool_size``, ``max_overflow`` to change; no pre-ping, reads retried on a
+            dropped connection instead: see ``_pool_defaults``) and ``AUTOCOMMIT`` as its
+            default, so that a single statement costs no ``BEGIN``/``ROLLBACK``; transactions
+            ask for ``isolation_level`` (default READ COMMITTED, SERIALIZABLE on SQLite). A
+            given engine is used as it is, and single statements switch its connections to
+            AUTOCOMMIT.
         sqlite_busy_timeout: seconds a SQLite writer waits for the lock before giving up.
+        access_token_cache_ttl: on Postgres, seconds a verified access token is served from
+            memory (see ``token_cache``: revocations reach every process by LISTEN/NOTIFY, and
+            the cache is bypassed whenever this process is not listening). 0 turns it off.
+            SQLite has no notifications, so it never caches.
         **engine_options: passed to ``create_async_engine`` (``pool_size``, ``echo``, ...).
 
     The schema comes from the alembic migrations (``alembic upgrade head``); ``create_all`` is
-    for tests and development.
+    for tests and development. SQLite must be a file: WAL needs one, and an in-memory
+    database is private to one connection.
     """
 
     def __init__(self, engine: AsyncEngine | str, *, sqlite_busy_timeout: float = 30.0,
-                 **engine_options: Any) -> None:
+                 access_token_cache_ttl: float = 5.0, **engine_options: Any) -> None:
         if isinstance(engine, str):
-            engine = create_async_engine(engine, **{"pool_pre_ping": True, **engine_options})
+            backend = make_url(engine).get_backend_name()
+            isolation = engine_options.pop("isolation_level", _TRANSACTION_ISOLATION.get(backend, "READ COMMITTED"))
+            engine = create_async_engine(
+                engine, **{**_pool_defaults(backend), **engine_options, "isolation_level": "AUTOCOMMIT"}
+            )
+            self._autocommit = engine
+            self._transactional = engine.execution_options(isolation_level=isolation)
+        else:
+            isolation = "READ COMMITTED"
+            self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._transactional = engine
+        # On asyncpg the statements run on the driver itself (see asyncpg_path).
+        self._pg = AsyncpgPath(self._autocommit, isolation) if engine.dialect.driver == "asyncpg" else None
         if engine.dialect.name == "sqlite":
             _sqlite_pragmas(engine, int(sqlite_busy_timeout * 1000))
         self.engine = engine
-        # One statement is its own transaction: no BEGIN/COMMIT round trips (shares the pool).
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._purge = PURGE_POSTGRES if engine.dialect.name == "postgresql" else PURGE
+        self._cache: VerifiedTokenCache | None = None
+        if engine.dialect.name == "postgresql" and access_token_cache_ttl > 0:
+            dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self._cache = VerifiedTokenCache(dsn, access_token_cache_ttl)
 
     @_storage
     async def create_all(self) -> None:
         """Create the tables if missing (tests and development; production runs alembic)."""
-        async with self.engine.begin() as conn:
+        async with self._transactional.begin() as conn:
             await conn.run_sync(metadata.create_all)
 
     async def close(self) -> None:
+        if self._cache is not None:
+            await self._cache.close()
         await self.engine.dispose()
 
-    async def _one(self, statement: Any, params: dict[str, Any]) -> dict[str, Any] | None:
+    async def _one(self, statement: Any, params: dict[str, Any]) -> Mapping[Any, Any] | None:
         """Run one statement on its own; the first row as a mapping, or None."""
+        if self._pg is not None:
+            return await self._pg.fetchrow(statement, params)
         async with self._autocommit.connect() as conn:
-            row = (await conn.execute(statement, params)).mappings().first()
-        return None if row is None else dict(row)
+            return (await conn.execute(statement, params)).mappings().first()
 
     async def _insert(self, table: Table, record: object) -> None:
+        row = to_row(record)
+        if self._pg is not None:
+            await self._pg.run(INSERT[table], row, tuple(row))
+            return
         async with self._autocommit.connect() as conn:
-            await conn.execute(insert(table), to_row(record))
+            await conn.execute(INSERT[table], row)
 
     # -- clients (RFC 7591) -----------------------------------------------------------------
-    @_storage
+    @_read
     async def get_client(self, client_id: str) -> Client | None:
         row = await self._one(GET_CLIENT, {"key": client_id})
         return None if row is None else Client(**row)
@@ -229,15 +343,18 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
     async def save_pending_authorization(self, pending: PendingAuthorization) -> None:
         await self._insert(pending_authorizations, pending)
 
-    @_storage
+    @_read
     async def get_pending_authorization(self, request_digest: str) -> PendingAuthorization | None:
         row = await self._one(GET_PENDING, {"key": request_digest})
         return None if row is None else PendingAuthorization(**row)
 
     @_storage
     async def bind_pending_authorization(self, request_digest: str, browser_digest: str) -> bool:
+        params = {"key": request_digest, "browser_digest": browser_digest}
+        if self._pg is not None:
+            return await self._pg.run(BIND_PENDING, params) == 1
         async with self._autocommit.connect() as conn:
-            result = await conn.execute(BIND_PENDING, {"key": request_digest, "browser_digest": browser_digest})
+            result = await conn.execute(BIND_PENDING, params)
         return result.rowcount == 1
 
     @_storage
@@ -250,7 +367,7 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
     async def save_authorization_code(self, code: AuthorizationCode) -> None:
         await self._insert(authorization_codes, code)
 
-    @_storage
+    @_read
     async def get_authorization_code(self, code_digest: str) -> AuthorizationCode | None:
         row = await self._one(GET_CODE, {"key": code_digest})
         return None if row is None else AuthorizationCode(**row)
@@ -266,15 +383,27 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
         if refresh is None:
             await self._insert(access_tokens, access)
             return
-        async with self.engine.begin() as conn:
+        if self._pg is not None:
+            await self._pg.run(SAVE_PAIR_POSTGRES, _pair_params(access, refresh))
+            return
+        async with self._transactional.begin() as conn:
             await _insert_pair(conn, access, refresh)
 
-    @_storage
+    @_read
     async def get_access_token(self, token_digest: str) -> AccessToken | None:
+        cache = self._cache
+        if cache is not None and (cached := cache.get(token_digest)) is not None:
+            return cached
+        generation = cache.generation if cache is not None else 0
         row = await self._one(GET_ACCESS_TOKEN, {"key": token_digest})
-        return None if row is None else AccessToken(**row)
+        if row is None:
+            return None
+        record = AccessToken(**row)
+        if cache is not None:
+            cache.put(record, generation)
+        return record
 
-    @_storage
+    @_read
     async def get_refresh_token(self, token_digest: str) -> RefreshToken | None:
         row = await self._one(GET_REFRESH_TOKEN, {"key": token_digest})
         return None if row is None else RefreshToken(**row)
@@ -286,7 +415,11 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
         # The conditional UPDATE comes first: on Postgres it takes the row lock (a concurrent
         # rotation waits, then finds rotated_at set); on SQLite a transaction that starts with a
         # write queues on the lock instead of failing to upgrade a read snapshot.
-        async with self.engine.begin() as conn:
+        if self._pg is not None:
+            params = {"key": old_digest, "now": now, **_pair_params(access, refresh)}
+            row = await self._pg.fetchrow(ROTATE_AND_ISSUE_POSTGRES, params)
+            return row is not None and next(iter(row.values())) == 1
+        async with self._transactional.begin() as conn:
             rotated = (await conn.execute(ROTATE_REFRESH_TOKEN, {"key": old_digest, "now": now})).first()
             if rotated is None:
                 return False
@@ -295,15 +428,34 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
 
     @_storage
     async def revoke_access_token(self, token_digest: str) -> None:
-        async with self._autocommit.connect() as conn:
-            await conn.execute(REVOKE_ACCESS_TOKEN, {"key": token_digest})
+        await self._in_transaction(((REVOKE_ACCESS_TOKEN, {"key": token_digest}),), f"token:{token_digest}")
+        if self._cache is not None:
+            self._cache.evict_token(token_digest)
 
     @_storage
     async def revoke_grant(self, grant_id: str) -> None:
         # RFC 9700 §4.14.2 / §4.5: a reused refresh token or replayed code ends the whole grant.
-        async with self.engine.begin() as conn:
-            for statement in REVOKE_GRANT:
-                await conn.execute(statement, {"grant_id": grant_id})
+        if self._cache is not None:
+            self._cache.evict_grant(grant_id)  # this process at once; the others on the NOTIFY
+        await self._in_transaction(tuple((statement, {"grant_id": grant_id}) for statement in REVOKE_GRANT),
+                                   f"grant:{grant_id}")
+        if self._cache is not None:
+            self._cache.evict_grant(grant_id)  # and a lookup that raced the DELETE
+
+    async def _in_transaction(self, statements: tuple[tuple[Any, dict[str, Any]], ...], revoked: str) -> None:
+        """Run ``statements`` in one transaction; on Postgres, announce ``revoked`` to every
+        process's token cache (``pg_notify`` is delivered when the transaction commits)."""
+        notify = (NOTIFY_REVOKED, {"channel": CHANNEL, "payload": revoked})
+        if self._pg is not None:
+            async with self._pg.connection(transaction=True) as raw:
+                for statement, params in (*statements, notify):
+                    await self._pg.execute(raw, statement, params)
+            return
+        async with self._transactional.begin() as conn:
+            for statement, params in statements:
+                await conn.execute(statement, params)
+            if self.engine.dialect.name == "postgresql":
+                await conn.execute(*notify)
 
     # -- housekeeping -----------------------------------------------------------------------------
     @_storage
@@ -316,6 +468,10 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
         return removed
 
 
+def _pair_params(access: AccessToken, refresh: RefreshToken) -> dict[str, Any]:
+    return {**{f"a_{k}": v for k, v in to_row(access).items()}, **{f"r_{k}": v for k, v in to_row(refresh).items()}}
+
+
 async def _insert_pair(conn: AsyncConnection, access: AccessToken, refresh: RefreshToken) -> None:
-    await conn.execute(insert(access_tokens), to_row(access))
-    await conn.execute(insert(refresh_tokens), to_row(refresh))
+    await conn.execute(INSERT[access_tokens], to_row(access))
+    await conn.execute(INSERT[refresh_tokens], to_row(refresh))

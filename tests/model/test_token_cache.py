@@ -1,0 +1,155 @@
+"""The Postgres model's verified-token cache never outlives a revocation made by any process.
+
+RFC 7009 §2 and RFC 9700 §4.14.2: once a grant is revoked (by /revoke, a reused refresh token or
+a replayed code) its access tokens must stop working. Each test here runs two models on one
+database, standing in for two server processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from sqlalchemy import text
+
+from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
+from oauth_server.model.sqlalchemy.token_cache import CHANNEL, VerifiedTokenCache
+from tests.model.test_contract import access, refresh
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], within: float = 5.0) -> float:
+    """Seconds until ``condition()`` held; fails the test after ``within``."""
+    start = time.monotonic()
+    while not await condition():
+        assert time.monotonic() - start < within, "condition never held"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - start
+
+
+@pytest.fixture
+async def two_processes(postgres_model: SQLAlchemyOAuthServerModel, postgres_url: str
+                        ) -> AsyncIterator[tuple[SQLAlchemyOAuthServerModel, SQLAlchemyOAuthServerModel]]:
+    other = SQLAlchemyOAuthServerModel(postgres_url, access_token_cache_ttl=30)
+    yield postgres_model, other
+    await other.close()
+
+
+async def cached_live(model: SQLAlchemyOAuthServerModel, digest: str) -> None:
+    """Look ``digest`` up until the cache is live and holds it."""
+    cache = model._cache
+    assert cache is not None
+
+    async def holds() -> bool:
+        await model.get_access_token(digest)
+        return cache.live and cache.get(digest) is not None
+
+    await eventually(holds)
+
+
+async def delete_row_behind_the_cache(model: SQLAlchemyOAuthServerModel, digest: str) -> None:
+    """Remove the token without a notification (what no code path of ours does)."""
+    async with model.engine.connect() as conn:
+        await conn.execute(text("DELETE FROM oauth_access_tokens WHERE token_digest = :d"), {"d": digest})
+
+
+async def test_cache_revocation_in_another_process_reaches_this_one(two_processes: tuple[
+        SQLAlchemyOAuthServerModel, SQLAlchemyOAuthServerModel]) -> None:
+    """RFC 7009 §2: a grant revoked by process B is refused by process A, which had it cached."""
+    a, b = two_processes
+    token = access("grant-x")
+    await a.save_tokens(token, refresh("grant-x"))
+    await cached_live(a, token.token_digest)
+    await b.revoke_grant("grant-x")
+
+    async def refused() -> bool:
+        return await a.get_access_token(token.token_digest) is None
+
+    took = await eventually(refused, within=2.0)
+    assert took < 1.0, f"the revocation took {took:.3f} s to reach the other process"
+
+
+async def test_cache_serves_hits_without_the_database(postgres_model: SQLAlchemyOAuthServerModel) -> None:
+    """The cache is really used (a row removed behind its back is still served) and bounded by its TTL."""
+    short = SQLAlchemyOAuthServerModel(postgres_model.engine.url.render_as_string(hide_password=False),
+                                       access_token_cache_ttl=0.5)
+    try:
+        token = access("grant-y")
+        await short.save_tokens(token, None)
+        await cached_live(short, token.token_digest)
+        await delete_row_behind_the_cache(short, token.token_digest)
+        assert await short.get_access_token(token.token_digest) == token
+        await asyncio.sleep(0.6)
+        assert await short.get_access_token(token.token_digest) is None
+    finally:
+        await short.close()
+
+
+async def test_cache_bypassed_while_the_revocation_feed_is_down(postgres_model: SQLAlchemyOAuthServerModel) -> None:
+    """Attack: cut the LISTEN connection so notices are lost. The cache must empty and step aside
+    (every check goes to the database) until the feed is back."""
+    model = postgres_model
+    cache = model._cache
+    assert cache is not None
+    token = access("grant-z")
+    await model.save_tokens(token, None)
+    await cached_live(model, token.token_digest)
+    async with model.engine.connect() as conn:
+        killed = await conn.scalar(text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE :q"),
+            {"q": f'LISTEN "{CHANNEL}"%'})
+    assert killed == 1
+
+    async def offline() -> bool:
+        return not cache.live
+
+    await eventually(offline)
+    await delete_row_behind_the_cache(model, token.token_digest)
+    assert await model.get_access_token(token.token_digest) is None, "served from a cache with no feed"
+
+    async def back() -> bool:
+        await model.get_access_token(token.token_digest)
+        return cache.live
+
+    await eventually(back)
+
+
+def test_cache_a_lookup_that_raced_a_revocation_is_not_kept() -> None:
+    """A record read before a revocation's notice arrived must not be put back after it."""
+    cache = VerifiedTokenCache("postgresql://unused", ttl=30)
+    cache.live = True
+    token = access("grant-r")
+    generation = cache.generation
+    cache.evict_grant("grant-r")  # the notice arrives while the SELECT is in flight
+    cache.put(token, generation)
+    assert cache.get(token.token_digest) is None
+    cache.put(token, cache.generation)
+    assert cache.get(token.token_digest) == token
+
+
+def test_cache_is_bounded() -> None:
+    cache = VerifiedTokenCache("postgresql://unused", ttl=30, max_entries=3)
+    cache.live = True
+    tokens = [access(f"grant-{n}") for n in range(5)]
+    for token in tokens:
+        cache.put(token, cache.generation)
+    assert [cache.get(t.token_digest) for t in tokens] == [None, None, *tokens[2:]]
+
+
+async def test_cache_single_token_revocation_reaches_this_one(two_processes: tuple[
+        SQLAlchemyOAuthServerModel, SQLAlchemyOAuthServerModel]) -> None:
+    """RFC 7009 §2: ``revoke_access_token`` in process B evicts exactly that token in process A."""
+    a, b = two_processes
+    revoked, kept = access("grant-t"), access("grant-t")
+    await a.save_tokens(revoked, None)
+    await a.save_tokens(kept, None)
+    await cached_live(a, revoked.token_digest)
+    await cached_live(a, kept.token_digest)
+    await b.revoke_access_token(revoked.token_digest)
+
+    async def refused() -> bool:
+        return await a.get_access_token(revoked.token_digest) is None
+
+    await eventually(refused, within=1.0)
+    assert await a.get_access_token(kept.token_digest) == kept
