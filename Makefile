@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PG_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+# `make migrate` target; `make run` reads DATABASE_URL itself (SQLite unless set).
+DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/oauth_server
 
 .PHONY: run test lint typecheck bench migrate postgres clean
 
@@ -20,17 +22,21 @@ run: $(STAMP)
 	$(BIN)/python -m example.server
 
 migrate: $(STAMP) postgres
-	$(BIN)/alembic upgrade head
+	$(BIN)/python scripts/create_database.py '$(DATABASE_URL)'
+	$(BIN)/alembic -x url='$(DATABASE_URL)' upgrade head
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 lint: $(STAMP)
-	$(BIN)/ruff check oauth_server tests example
+	$(BIN)/ruff check oauth_server tests example bench scripts
 
 test: $(STAMP) postgres
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: $(STAMP) postgres
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache

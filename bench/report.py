@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,42 @@ from bench.driver import TEST_TITLES, TESTS
 UNITS = {"metadata": "req/s", "register": "clients/s", "flow": "flows/s", "refresh": "grants/s", "resource": "req/s"}
 COLORS = {"ours-memory": "#1f77b4", "ours-sqlite": "#4a9bd6", "ours-postgres": "#9cc8ea",
           "mcp-oauth-server": "#d62728", "mcp-sdk": "#ff7f0e", "starlette": "#7f7f7f"}
+
+
+def aggregate(rounds: list[dict[str, dict[str, Any]]], servers: list[str], tests: list[str]) -> dict[str, Any]:
+    """Medians over rounds of each (server, test); errors summed; the spread over rounds kept.
+
+    ``ops_per_cpu_s`` divides throughput by the server's own CPU time: on a machine shared with
+    other work, a server that got less than its whole core shows it in ``server_cpu_pct``, and this
+    figure stays comparable where raw throughput does not.
+    """
+    summary: dict[str, Any] = {}
+    for name in servers:
+        per_test: dict[str, Any] = {}
+        for test in tests:
+            runs = [r[name]["tests"][test] for r in rounds if test in r.get(name, {}).get("tests", {})]
+            if not runs:
+                continue
+            for run in runs:
+                cpu = run.get("server_cpu_pct")
+                run["ops_per_cpu_s"] = run["ops_per_s"] * 100 / cpu if cpu else None
+            ops = [r["ops_per_s"] for r in runs]
+
+            def med(key: str, runs: list[dict[str, Any]] = runs) -> float | None:
+                values = [r[key] for r in runs if r.get(key) is not None and r[key] == r[key]]
+                return statistics.median(values) if values else None
+
+            per_test[test] = {
+                "ops_per_s": statistics.median(ops), "ops_min": min(ops), "ops_max": max(ops), "rounds": len(runs),
+                "ops_per_cpu_s": med("ops_per_cpu_s"),
+                "p50_ms": med("p50_ms"), "p99_ms": med("p99_ms"), "requests_per_op": med("requests_per_op"),
+                "errors": sum(r.get("errors", 0) for r in runs),
+                "error_samples": [s for r in runs for s in r.get("error_samples", [])][:5],
+                "driver_cpu_pct": max((r.get("driver_cpu_pct") or 0.0) for r in runs),
+                "server_cpu_pct": med("server_cpu_pct"),
+            }
+        summary[name] = per_test
+    return summary
 
 
 def write(document: dict[str, Any], out: Path, name: str) -> list[Path]:
@@ -85,27 +123,31 @@ def markdown(document: dict[str, Any]) -> str:
     add("")
     add("Throughput is the median over rounds (min–max across rounds in the detail tables); latency is the")
     add("median over rounds of each round's p50/p99. **A ÷ B** divides A's figure by B's from this same run:")
-    add("for throughput above 1 means A is faster, for latency below 1 means A is faster. See bench/README.md.")
+    add("for throughput above 1 means A is faster, for latency below 1 means A is faster. *Per CPU-s* is")
+    add("throughput divided by the server process's own CPU time: it stays comparable when other work on the")
+    add("machine took part of the server's core (see the saturation table). See bench/README.md.")
     add("")
-    add("## Throughput (median over rounds)")
-    add("")
-    add("| server | " + " | ".join(f"{TEST_TITLES[t]} ({UNITS[t]})" for t in tests) + " |")
-    add("|---|" + "---:|" * len(tests))
-    for name in servers:
-        add(f"| {name} | " + " | ".join(_ops(summary[name].get(t, {}).get("ops_per_s")) if t in summary[name]
-                                         else "n/a" for t in tests) + " |")
-    add("")
-    if ours and peers:
-        add("## Ours ÷ peers (throughput)")
+    for key, title in (("ops_per_s", "Throughput (median over rounds)"),
+                       ("ops_per_cpu_s", "Operations per server CPU-second (median over rounds)")):
+        add(f"## {title}")
         add("")
-        add("| ratio | " + " | ".join(TEST_TITLES[t].split(". ", 1)[0] + ". " + t for t in tests) + " |")
+        add("| server | " + " | ".join(f"{TEST_TITLES[t]} ({UNITS[t]})" for t in tests) + " |")
         add("|---|" + "---:|" * len(tests))
-        for a in ours:
-            for b in peers:
-                cells = [_ratio(summary[a].get(t, {}).get("ops_per_s"), summary[b].get(t, {}).get("ops_per_s"))
-                         for t in tests]
-                add(f"| {a} ÷ {b} | " + " | ".join(cells) + " |")
+        for name in servers:
+            add(f"| {name} | " + " | ".join(_ops(summary[name][t].get(key)) if t in summary[name]
+                                             else "n/a" for t in tests) + " |")
         add("")
+    if ours and peers:
+        for key, title in (("ops_per_s", "throughput"), ("ops_per_cpu_s", "per server CPU-second")):
+            add(f"## Ours ÷ peers ({title})")
+            add("")
+            add("| ratio | " + " | ".join(TEST_TITLES[t].split(". ", 1)[0] + ". " + t for t in tests) + " |")
+            add("|---|" + "---:|" * len(tests))
+            for a in ours:
+                for b in peers:
+                    cells = [_ratio(summary[a].get(t, {}).get(key), summary[b].get(t, {}).get(key)) for t in tests]
+                    add(f"| {a} ÷ {b} | " + " | ".join(cells) + " |")
+            add("")
     for test in tests:
         rows = [n for n in servers if test in summary[n]]
         if not rows:
@@ -113,10 +155,10 @@ def markdown(document: dict[str, Any]) -> str:
         add(f"## {TEST_TITLES[test]}")
         add("")
         others = [p for p in peers if test in summary[p]]
-        header = (f"| server | {UNITS[test]} | min–max | p50 ms | p99 ms | errors | "
+        header = (f"| server | {UNITS[test]} | min–max | per CPU-s | p50 ms | p99 ms | errors | "
                   + " | ".join(f"÷ {p}: {UNITS[test].split('/')[0]}/s · p50 · p99" for p in others) + " |")
         add(header)
-        add("|---|---:|---:|---:|---:|---:|" + "---:|" * len(others))
+        add("|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(others))
         for name in rows:
             r = summary[name][test]
             cells = []
@@ -125,7 +167,8 @@ def markdown(document: dict[str, Any]) -> str:
                 cells.append("—" if p == name else
                              f"{_ratio(r['ops_per_s'], q['ops_per_s'])} · {_ratio(r['p50_ms'], q['p50_ms'])} · "
                              f"{_ratio(r['p99_ms'], q['p99_ms'])}")
-            add(f"| {name} | {_ops(r['ops_per_s'])} | {_ops(r['ops_min'])}–{_ops(r['ops_max'])} | {_ms(r['p50_ms'])} | "
+            add(f"| {name} | {_ops(r['ops_per_s'])} | {_ops(r['ops_min'])}–{_ops(r['ops_max'])} | "
+                f"{_ops(r.get('ops_per_cpu_s'))} | {_ms(r['p50_ms'])} | "
                 f"{_ms(r['p99_ms'])} | {r['errors']} | " + " | ".join(cells) + " |")
         if test == "flow":
             per_flow = ", ".join(f"{n} {summary[n]['flow']['requests_per_op']:.0f}" for n in rows
@@ -190,8 +233,8 @@ def chart(document: dict[str, Any], path: Path) -> None:
         high = [summary[n][test]["ops_max"] - v for n, v in zip(names, values, strict=True)]
         bars = ax.bar(range(len(names)), values, color=[COLORS.get(n, "#999999") for n in names],
                       yerr=[low, high], capsize=3, error_kw={"elinewidth": 0.8})
-        for bar, value in zip(bars, values, strict=True):
-            ax.annotate(_ops(value), (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+        for bar, value, up in zip(bars, values, high, strict=True):
+            ax.annotate(_ops(value), (bar.get_x() + bar.get_width() / 2, bar.get_height() + up),
                         ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
         ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=8)
         ax.set_title(TEST_TITLES[test], fontsize=9)
@@ -208,3 +251,20 @@ def chart(document: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Re-render the Markdown and the chart from a results JSON (no new measurements)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("json", type=Path, help="e.g. bench/results/latest.json")
+    args = parser.parse_args(argv)
+    document = json.loads(args.json.read_text())
+    names = [n for n, s in document["servers"].items() if s["available"]]
+    document["summary"] = aggregate(document["rounds"], names, document["config"]["tests"])
+    for path in write(document, args.json.parent, args.json.stem):
+        print(f"[bench] wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

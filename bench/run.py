@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -101,34 +100,6 @@ def run_slot(server: Server, args: argparse.Namespace, tests: list[str], pinned:
             running.stop()
 
 
-def aggregate(rounds: list[dict[str, dict[str, Any]]], servers: list[Server], tests: list[str]) -> dict[str, Any]:
-    """Medians over rounds of each (server, test); errors summed; spreads kept."""
-    summary: dict[str, Any] = {}
-    for server in servers:
-        per_test: dict[str, Any] = {}
-        for test in tests:
-            runs = [r[server.name]["tests"][test] for r in rounds
-                    if server.name in r and test in r[server.name].get("tests", {})]
-            if not runs:
-                continue
-            ops = [r["ops_per_s"] for r in runs]
-
-            def med(key: str, runs: list[dict[str, Any]] = runs) -> float | None:
-                values = [r[key] for r in runs if r.get(key) is not None and r[key] == r[key]]
-                return statistics.median(values) if values else None
-
-            per_test[test] = {
-                "ops_per_s": statistics.median(ops), "ops_min": min(ops), "ops_max": max(ops), "rounds": len(runs),
-                "p50_ms": med("p50_ms"), "p99_ms": med("p99_ms"), "requests_per_op": med("requests_per_op"),
-                "errors": sum(r.get("errors", 0) for r in runs),
-                "error_samples": [s for r in runs for s in r.get("error_samples", [])][:5],
-                "driver_cpu_pct": max((r.get("driver_cpu_pct") or 0.0) for r in runs),
-                "server_cpu_pct": med("server_cpu_pct"),
-            }
-        summary[server.name] = per_test
-    return summary
-
-
 def versions() -> dict[str, str]:
     found: dict[str, str] = {"python": platform.python_version()}
     for dist in ("mcp", "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "sqlalchemy", "asyncpg", "aiosqlite"):
@@ -141,8 +112,11 @@ def versions() -> dict[str, str]:
             meta = json.loads((PEERS / "mcp-oauth-server" / "node_modules" / package / "package.json").read_text())
             found[package] = meta["version"]
     with contextlib.suppress(Exception):
-        found["oauth_server (git)"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                                                     capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "oauth_server"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        found["oauth_server (git)"] = head + (" + uncommitted changes in oauth_server/" if dirty else "")
     return found
 
 
@@ -219,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                    "connections": args.connections, "tests": tests},
         "servers": {s.name: {"kind": s.kind, "adapter": s.adapter, "description": s.description,
                              "available": s.available, "reason": s.reason} for s in servers},
-        "summary": aggregate(rounds, active, tests),
+        "summary": report.aggregate(rounds, [s.name for s in active], tests),
         "rounds": rounds,
     }
     paths = report.write(document, args.out, args.name)

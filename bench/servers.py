@@ -49,7 +49,7 @@ class Server:
             url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
             return [*py, "bench.apps.ours", "--port", str(port), "--model", "sqlite", "--db-url", url], ROOT, {}
         if self.name == "ours-postgres":
-            url = f"postgresql+asyncpg://{_pg_netloc()}/{PG_DATABASE}"
+            url = self.extra.get("db_url") or f"postgresql+asyncpg://{_pg_netloc()}/{PG_DATABASE}"
             return [*py, "bench.apps.ours", "--port", str(port), "--model", "postgres", "--db-url", url], ROOT, {}
         if self.name == "mcp-sdk":
             return [*py, "bench.apps.sdk", "--port", str(port)], ROOT, {}
@@ -64,7 +64,7 @@ class Server:
     def prepared(self) -> Iterator[Path]:
         """A fresh store for one start: a temp directory (SQLite file), a new Postgres database."""
         with tempfile.TemporaryDirectory(prefix=f"bench-{self.name}-") as tmp:
-            if self.name == "ours-postgres":
+            if self.name == "ours-postgres" and "db_url" not in self.extra:  # bench.scale keeps its own
                 asyncio.run(_recreate_database())
             yield Path(tmp)
 

@@ -1,6 +1,9 @@
 """The app under test: our router on the memory, SQLite or Postgres model, served by uvicorn.
 
-A small JSON endpoint at ``/mcp`` is protected by ``require_bearer_auth(server, ["mcp:tools"])``;
+A small JSON endpoint at ``/mcp`` is protected by ``BearerAuthMiddleware(app, server, ["mcp:tools"])``,
+the way the README puts it in front of an MCP server (the MCP SDK peer wraps its endpoint the same
+way, in ``RequireAuthMiddleware``); ``--guard dependency`` uses the FastAPI dependency
+``require_bearer_auth`` instead;
 ``get_user`` returns a fixed user (the benchmark measures the server, not a login form); rate
 limits are off (the driver sends thousands of requests per second from one address).
 
@@ -14,10 +17,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from mcp.server.auth.middleware.auth_context import get_access_token
 from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from bench.apps import serve
-from oauth_server import MemoryOAuthServerModel, OAuthServer, OAuthServerModel, mcp_auth_router, require_bearer_auth
+from oauth_server import (
+    BearerAuthMiddleware,
+    MemoryOAuthServerModel,
+    OAuthServer,
+    OAuthServerModel,
+    mcp_auth_router,
+    require_bearer_auth,
+)
 from oauth_server.records import AccessToken
 from oauth_server.web.limits import RateLimits
 
@@ -39,13 +53,28 @@ def build_model(kind: str, db_url: str | None) -> OAuthServerModel:
     return model
 
 
-def build_app(base_url: str, model: OAuthServerModel) -> FastAPI:
+async def protected_json(scope: Scope, receive: Receive, send: Send) -> None:
+    """The resource behind BearerAuthMiddleware: who called, with which scopes."""
+    token = get_access_token()
+    assert token is not None
+    await JSONResponse({"subject": token.subject, "scopes": token.scopes})(scope, receive, send)
+
+
+#: ``--short-lifetimes`` (bench.churn): everything expires within seconds, so a long run shows
+#: whether expired records are really dropped.
+SHORT_LIFETIMES = {"access_token_lifetime": 2, "refresh_token_lifetime": 6, "refresh_token_absolute_lifetime": 12,
+                   "authorization_code_lifetime": 5, "pending_authorization_lifetime": 5}
+
+
+def build_app(base_url: str, model: OAuthServerModel, guard: str = "middleware",
+              short_lifetimes: bool = False) -> FastAPI:
     server = OAuthServer(
         model=model,
         issuer_url=base_url,
         resource_server_url=f"{base_url}/mcp",
         authorization_url=f"{base_url}/consent",
         scopes_supported=["mcp:tools"],
+        **(SHORT_LIFETIMES if short_lifetimes else {}),
     )
 
     @asynccontextmanager
@@ -62,10 +91,14 @@ def build_app(base_url: str, model: OAuthServerModel) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     app.include_router(mcp_auth_router(server, get_user=fixed_user, rate_limits=RateLimits.disabled()))
-    guard = require_bearer_auth(server, ["mcp:tools"])
+    if guard == "middleware":
+        protected = BearerAuthMiddleware(protected_json, server, ["mcp:tools"])
+        app.router.routes.insert(0, Route("/mcp", endpoint=protected, methods=["POST"]))
+        return app
+    dependency = require_bearer_auth(server, ["mcp:tools"])
 
     @app.post("/mcp")
-    async def mcp_endpoint(token: AccessToken = Depends(guard)) -> dict[str, object]:  # noqa: B008
+    async def mcp_endpoint(token: AccessToken = Depends(dependency)) -> dict[str, object]:  # noqa: B008
         return {"subject": token.subject, "scopes": list(token.scopes)}
 
     return app
@@ -76,9 +109,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--model", choices=["memory", "sqlite", "postgres"], default="memory")
     parser.add_argument("--db-url", default=None)
+    parser.add_argument("--guard", choices=["middleware", "dependency"], default="middleware")
+    parser.add_argument("--short-lifetimes", action="store_true")
     args = parser.parse_args()
     base_url = f"http://127.0.0.1:{args.port}"
-    serve(build_app(base_url, build_model(args.model, args.db_url)), args.port)
+    serve(build_app(base_url, build_model(args.model, args.db_url), args.guard, args.short_lifetimes), args.port)
 
 
 if __name__ == "__main__":
