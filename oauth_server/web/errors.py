@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from oauth_server.errors import InvalidRequest, OAuthError, ServerError, StorageUnavailable, TemporarilyUnavailable
 
@@ -64,6 +65,24 @@ class OAuthRoute(APIRoute):
     schema only, so the route calls the endpoint directly, passing them as None, and skips
     FastAPI's per-request parsing and validation (measured: 40 % of the token endpoint's CPU).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._handler = self.get_route_handler()
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the endpoint without FastAPI's per-request wrapper.
+
+        That wrapper opens two ``AsyncExitStack``s for dependencies with ``yield`` (these
+        endpoints have no dependencies), and its body limit and exception handling duplicate
+        ``_screen``'s 64 KiB cap and ``guarded``. Measured: a tenth of a metadata request's CPU.
+        A wrong method still gets FastAPI's own 405.
+        """
+        if self.methods and scope["method"] not in self.methods:
+            await super().handle(scope, receive, send)
+            return
+        response = await self._handler(Request(scope, receive, send))
+        await response(scope, receive, send)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint = self.endpoint

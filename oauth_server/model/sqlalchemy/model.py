@@ -30,6 +30,7 @@ from sqlalchemy.sql import ColumnElement, Delete
 from oauth_server.errors import StorageUnavailable
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.model.sqlalchemy.asyncpg_path import AsyncpgPath, DroppedConnection
+from oauth_server.model.sqlalchemy.client_cache import RecentClients
 from oauth_server.model.sqlalchemy.tables import (
     access_tokens,
     authorization_codes,
@@ -270,6 +271,9 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
             memory (see ``token_cache``: revocations reach every process by LISTEN/NOTIFY, and
             the cache is bypassed whenever this process is not listening). 0 turns it off.
             SQLite has no notifications, so it never caches.
+        client_cache_ttl: seconds a found client record is kept in memory (see
+            ``client_cache``: records never change, so this saves a round trip per token
+            request; it bounds only how long a row deleted by hand keeps working). 0 turns it off.
         **engine_options: passed to ``create_async_engine`` (``pool_size``, ``echo``, ...).
 
     The schema comes from the alembic migrations (``alembic upgrade head``); ``create_all`` is
@@ -278,7 +282,8 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
     """
 
     def __init__(self, engine: AsyncEngine | str, *, sqlite_busy_timeout: float = 30.0,
-                 access_token_cache_ttl: float = 5.0, **engine_options: Any) -> None:
+                 access_token_cache_ttl: float = 5.0, client_cache_ttl: float = 5.0,
+                 **engine_options: Any) -> None:
         if isinstance(engine, str):
             backend = make_url(engine).get_backend_name()
             isolation = engine_options.pop("isolation_level", _TRANSACTION_ISOLATION.get(backend, "READ COMMITTED"))
@@ -297,6 +302,7 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
             _sqlite_pragmas(engine, int(sqlite_busy_timeout * 1000))
         self.engine = engine
         self._purge = PURGE_POSTGRES if engine.dialect.name == "postgresql" else PURGE
+        self._clients = RecentClients(client_cache_ttl)
         self._cache: VerifiedTokenCache | None = None
         if engine.dialect.name == "postgresql" and access_token_cache_ttl > 0:
             dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -331,8 +337,15 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
     # -- clients (RFC 7591) -----------------------------------------------------------------
     @_read
     async def get_client(self, client_id: str) -> Client | None:
+        cached = self._clients.get(client_id)
+        if cached is not None:
+            return cached
         row = await self._one(GET_CLIENT, {"key": client_id})
-        return None if row is None else Client(**row)
+        if row is None:
+            return None
+        client = Client(**row)
+        self._clients.put(client)
+        return client
 
     @_storage
     async def save_client(self, client: Client) -> None:
