@@ -2,18 +2,31 @@
 
 Atomicity comes from asyncio: no method awaits between reading and writing, so each verb runs
 as one step on the event loop. Memory stays bounded: expired records are purged as writes
-happen, and the number of live records of each kind is capped.
+happen, and the number of live records of each kind is capped. A heap ordered by expiry finds
+the expired records, so a purge costs what it removes (a scan of every record, as before, paused
+the server for about a second per million records).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import time
 from collections import defaultdict
 
 from oauth_server.errors import TemporarilyUnavailable
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.records import AccessToken, AuthorizationCode, Client, PendingAuthorization, RefreshToken
+
+#: Store numbers in ``MemoryOAuthServerModel._stores``.
+PENDING, CODES, ACCESS_TOKENS, REFRESH_TOKENS, CLIENTS = range(5)
+
+
+def _expires_at(record: object) -> int | None:
+    """When ``record`` may be purged; None or 0: never (a client without an expiring secret)."""
+    if isinstance(record, Client):
+        return record.client_secret_expires_at
+    return getattr(record, "expires_at", None)
 
 
 class MemoryOAuthServerModel(OAuthServerModel):
@@ -29,10 +42,27 @@ class MemoryOAuthServerModel(OAuthServerModel):
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.grants: defaultdict[str, set[str]] = defaultdict(set)
         self._writes = 0
+        # (expires_at, store number in _stores, key): one entry per record written. Entries of
+        # records already gone (revoked, consumed) are dropped when they come up, or all at once
+        # by _rebuild_expiry when they outnumber the live records.
+        self._stores: tuple[dict[str, object], ...] = (
+            self.pending, self.codes, self.access_tokens, self.refresh_tokens, self.clients)  # type: ignore[assignment]
+        self._expiry: list[tuple[int, int, str]] = []
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _count(self) -> int:
         return len(self.pending) + len(self.codes) + len(self.access_tokens) + len(self.refresh_tokens)
+
+    def _track(self, store: int, key: str, expires_at: int | None) -> None:
+        if expires_at:
+            heapq.heappush(self._expiry, (expires_at, store, key))
+            if len(self._expiry) > 2 * (self._count() + len(self.clients)) + 1000:
+                self._rebuild_expiry()
+
+    def _rebuild_expiry(self) -> None:
+        self._expiry = [(expires, number, key) for number, store in enumerate(self._stores)
+                        for key, record in store.items() if (expires := _expires_at(record))]
+        heapq.heapify(self._expiry)
 
     def _before_write(self) -> None:
         self._writes += 1
@@ -50,11 +80,13 @@ class MemoryOAuthServerModel(OAuthServerModel):
     async def save_client(self, client: Client) -> None:
         self._before_write()
         self.clients[client.client_id] = client
+        self._track(CLIENTS, client.client_id, client.client_secret_expires_at)
 
     # -- pending authorizations -----------------------------------------------------------
     async def save_pending_authorization(self, pending: PendingAuthorization) -> None:
         self._before_write()
         self.pending[pending.request_digest] = pending
+        self._track(PENDING, pending.request_digest, pending.expires_at)
 
     async def get_pending_authorization(self, request_digest: str) -> PendingAuthorization | None:
         return self.pending.get(request_digest)
@@ -74,6 +106,7 @@ class MemoryOAuthServerModel(OAuthServerModel):
         self._before_write()
         self.codes[code.code_digest] = code
         self.grants[code.grant_id].add(code.code_digest)
+        self._track(CODES, code.code_digest, code.expires_at)
 
     async def get_authorization_code(self, code_digest: str) -> AuthorizationCode | None:
         return self.codes.get(code_digest)
@@ -93,9 +126,11 @@ class MemoryOAuthServerModel(OAuthServerModel):
     def _store(self, access: AccessToken, refresh: RefreshToken | None) -> None:
         self.access_tokens[access.token_digest] = access
         self.grants[access.grant_id].add(access.token_digest)
+        self._track(ACCESS_TOKENS, access.token_digest, access.expires_at)
         if refresh is not None:
             self.refresh_tokens[refresh.token_digest] = refresh
             self.grants[refresh.grant_id].add(refresh.token_digest)
+            self._track(REFRESH_TOKENS, refresh.token_digest, refresh.expires_at)
 
     async def get_access_token(self, token_digest: str) -> AccessToken | None:
         return self.access_tokens.get(token_digest)
@@ -130,23 +165,36 @@ class MemoryOAuthServerModel(OAuthServerModel):
         return self._purge(now, batch)
 
     def _purge(self, now: int, batch: int) -> int:
-        removed = 0
-        for store in (self.pending, self.codes, self.access_tokens, self.refresh_tokens):
-            expired = [key for key, record in store.items() if record.expires_at <= now][:batch]
-            for key in expired:
-                record = store.pop(key)
-                grant_id = getattr(record, "grant_id", None)
-                if grant_id is not None:
-                    keys = self.grants.get(grant_id)
-                    if keys is not None:
-                        keys.discard(key)
-                        if not keys:
-                            del self.grants[grant_id]
-            removed += len(expired)
-        expired_clients = [
-            cid for cid, c in self.clients.items()
-            if c.client_secret_expires_at and c.client_secret_expires_at <= now
-        ][:batch]
-        for cid in expired_clients:
-            del self.clients[cid]
-        return removed + len(expired_clients)
+        """Remove up to ``batch`` expired records of each kind, oldest first."""
+        removed = [0] * len(self._stores)
+        over_batch: list[tuple[int, int, str]] = []
+        heap = self._expiry
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            expires_at, number, key = entry
+            if removed[number] >= batch:
+                over_batch.append(entry)  # this kind's batch is full: keep for the next purge
+                if min(removed) >= batch:
+                    break
+                continue
+            store = self._stores[number]
+            record = store.get(key)
+            if record is None:
+                continue  # revoked or consumed since
+            current = _expires_at(record)
+            if current != expires_at:
+                if current:
+                    heapq.heappush(heap, (current, number, key))  # its expiry moved: track the new one
+                continue
+            del store[key]
+            removed[number] += 1
+            grant_id = getattr(record, "grant_id", None)
+            if grant_id is not None:
+                keys = self.grants.get(grant_id)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del self.grants[grant_id]
+        for entry in over_batch:
+            heapq.heappush(heap, entry)
+        return sum(removed)
