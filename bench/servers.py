@@ -55,6 +55,8 @@ class Server:
             return [*py, "bench.apps.sdk", "--port", str(port)], ROOT, {}
         if self.name == "starlette":
             return [*py, "bench.apps.ceiling", "--port", str(port)], ROOT, {}
+        if self.name == "fastapi":
+            return [*py, "bench.apps.ceiling", "--port", str(port), "--framework", "fastapi"], ROOT, {}
         if self.name == "mcp-oauth-server":
             node = shutil.which("node") or "node"
             return [node, "server.mjs", str(port)], PEERS / "mcp-oauth-server", {"NODE_ENV": "production"}
@@ -79,6 +81,8 @@ ALL = [
            "npm mcp-oauth-server 1.0.0, Express 5, MemoryOAuthServerModel, node"),
     Server("mcp-sdk", "peer", "immediate-code", "MCP Python SDK create_auth_routes + in-memory provider, uvicorn"),
     Server("starlette", "ceiling", "none", "bare Starlette hello JSON on uvicorn (ceiling)"),
+    Server("fastapi", "ceiling", "none",
+           "bare FastAPI hello JSON on uvicorn, shaped as ours (the framework's ceiling)"),
 ]
 
 

@@ -1,10 +1,15 @@
-"""The ceiling: bare Starlette on the same uvicorn, answering fixed JSON with no OAuth work.
+"""The ceilings: bare Starlette, or bare FastAPI, on the same uvicorn, answering fixed JSON with no OAuth work.
+
+``--framework fastapi`` is the framework's own ceiling: a ``FastAPI()`` app shaped as ours is
+(metadata as path operations of an included ``APIRouter``, ``POST /mcp`` as a Starlette route
+first in the app's routes), so ``ours ÷ fastapi`` shows what our code costs on top of the
+framework a user mounts it in, and ``fastapi ÷ starlette`` what FastAPI itself costs.
 
 It serves the two metadata documents (so the driver's discovery works unchanged) and a
 ``POST /mcp`` that answers ``{"ok": true}`` without looking at the Authorization header. Only
 tests 1 (metadata) and 5 (protected resource) make sense here; the others are n/a.
 
-Usage: python -m bench.apps.ceiling --port 8000
+Usage: python -m bench.apps.ceiling --port 8000 [--framework starlette|fastapi]
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from starlette.routing import Route
 from bench.apps import serve
 
 
-def build_app(base_url: str) -> Starlette:
+def build_app(base_url: str, framework: str = "starlette") -> Starlette:
     as_metadata = {
         "issuer": base_url,
         "authorization_endpoint": f"{base_url}/authorize",
@@ -38,6 +43,16 @@ def build_app(base_url: str) -> Starlette:
     async def hello(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
+    if framework == "fastapi":
+        from fastapi import APIRouter, FastAPI
+
+        router = APIRouter()
+        router.add_api_route("/.well-known/oauth-authorization-server", authorization_server, methods=["GET"])
+        router.add_api_route("/.well-known/oauth-protected-resource/mcp", protected_resource, methods=["GET"])
+        app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+        app.include_router(router)
+        app.router.routes.insert(0, Route("/mcp", hello, methods=["POST"]))
+        return app
     return Starlette(routes=[
         Route("/.well-known/oauth-authorization-server", authorization_server),
         Route("/.well-known/oauth-protected-resource/mcp", protected_resource),
@@ -48,8 +63,9 @@ def build_app(base_url: str) -> Starlette:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--framework", choices=["starlette", "fastapi"], default="starlette")
     args = parser.parse_args()
-    serve(build_app(f"http://127.0.0.1:{args.port}"), args.port)
+    serve(build_app(f"http://127.0.0.1:{args.port}", args.framework), args.port)
 
 
 if __name__ == "__main__":
