@@ -199,10 +199,11 @@ def _storage(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, An
 def _read(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """``_storage`` for a read, run once more on a fresh connection if the pooled one was dead.
 
-    Without a pre-ping (see ``_pool_defaults``) the first statement on a connection the
-    database dropped fails; SQLAlchemy then invalidates the pool, so a second try gets a new
-    connection. Only reads are retried: a failed write may have been applied, so it is
-    answered 503 and the client retries.
+    Without a pre-ping (see ``_pool_defaults``) a connection the database dropped is replaced
+    at checkout when this process has already seen its socket close (``AsyncpgPath``); when
+    it has not (the drop is a few milliseconds old) the first statement fails and the
+    connection is invalidated, so a second try gets a new one. Only reads are retried: a failed
+    write may have been applied, so it is answered 503 and the client retries.
     """
 
     @functools.wraps(method)
@@ -244,8 +245,9 @@ def _pool_defaults(backend: str) -> dict[str, Any]:
     request briefly waits for a free connection instead.
 
     No ``pool_pre_ping``: its round trip before every statement cost a third of a lookup's CPU.
-    Reads that meet a connection the database dropped are retried once (``_read``); a write
-    on one answers 503 once, and SQLAlchemy invalidates the pool so the next request gets a new
+    A pooled connection whose socket is already closed is replaced at checkout, for free; one
+    dropped so recently that its end has not been read yet fails its statement: reads are then
+    retried once (``_read``), a write answers 503 once and the next request gets a new
     connection. ``pool_pre_ping=True`` trades that one 503 per outage for the extra round trip.
     """
     options: dict[str, Any] = {}
