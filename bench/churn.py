@@ -1,10 +1,12 @@
 """Churn: the memory model's RSS over a long run in which everything expires within seconds.
 
 ``ours-memory`` starts with ``--short-lifetimes`` (access 2 s, refresh 6 s idle / 12 s absolute,
-code and pending request 5 s); the driver runs whole authorization flows, then rotating
-refreshes, back to back for ``--minutes`` (default 10). The server's RSS is sampled every
-``--every`` seconds from ``/proc``. Flat means: the last minute's median RSS within 10 % of the
-median of the second minute (the first minute is warm-up: the allocator and caches settle).
+code and pending request 5 s); the driver runs, in every minute of the run, 30 s of whole
+authorization flows then 30 s of rotating refreshes, for ``--minutes`` (default 10). The server's
+RSS is sampled every ``--every`` seconds from ``/proc``. Flat means: the last minute's median RSS
+within 10 % of the second minute's (the first minute is warm-up: the allocator and caches
+settle). Every minute carries the same mix, so the two windows compare like with like (a run of
+5 minutes of flows then 5 of refreshes compared two different workloads' live sets).
 
 Writes ``bench/results/churn.md`` and ``churn.json``. Usage: ``python -m bench.churn [--minutes 10]``
 """
@@ -45,30 +47,38 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
     pinned = can_pin()
-    total = args.minutes * 60
-    per_test = total / 2
+    cycles = max(2, round(args.minutes))
+    total = cycles * 60.0
+    per_test = 30.0
     server = ShortLived("ours-memory", "ours", "consent-page", "ours-memory with short lifetimes")
     samples: list[tuple[float, int]] = []
+    totals = {"flow": 0.0, "refresh": 0.0}
+    errors = {"flow": 0, "refresh": 0}
     with tempfile.TemporaryDirectory(prefix="bench-churn-") as tmp:
         running = Running(server, Path(tmp), SERVER_CORE if pinned else None)
         try:
             running.wait_ready()
             out = Path(tmp) / "driver.json"
-            driver = subprocess.Popen(
-                [*pin(DRIVER_CORE if pinned else None), sys.executable, "-m", "bench.driver", running.resource_url,
-                 "--adapter", "consent-page", "--tests", "flow,refresh", "--connections", str(args.connections),
-                 "--warmup", "0", "--duration", str(per_test), "--server-pid", str(running.process.pid),
-                 "--json", str(out)],
-                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE, text=True)
             start = time.monotonic()
-            while driver.poll() is None:
-                samples.append((time.monotonic() - start, rss_kib(running.process.pid)))
-                print(f"[churn] {samples[-1][0]:6.0f} s  RSS {samples[-1][1] / 1024:7.1f} MiB", file=sys.stderr)
-                time.sleep(args.every)
-            if driver.returncode != 0:
-                raise RuntimeError(driver.stderr.read() if driver.stderr else "driver failed")
-            result = json.loads(out.read_text())
+            for _ in range(cycles):  # one minute each: 30 s of flows, then 30 s of refreshes
+                driver = subprocess.Popen(
+                    [*pin(DRIVER_CORE if pinned else None), sys.executable, "-m", "bench.driver",
+                     running.resource_url, "--adapter", "consent-page", "--tests", "flow,refresh",
+                     "--connections", str(args.connections), "--warmup", "0", "--duration", str(per_test),
+                     "--server-pid", str(running.process.pid), "--json", str(out)],
+                    cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE, text=True)
+                while driver.poll() is None:
+                    samples.append((time.monotonic() - start, rss_kib(running.process.pid)))
+                    print(f"[churn] {samples[-1][0]:6.0f} s  RSS {samples[-1][1] / 1024:7.1f} MiB", file=sys.stderr)
+                    time.sleep(args.every)
+                if driver.returncode != 0:
+                    raise RuntimeError(driver.stderr.read() if driver.stderr else "driver failed")
+                result = json.loads(out.read_text())
+                for test in totals:
+                    totals[test] += result["tests"][test]["ops_per_s"] * per_test
+                    errors[test] += result["tests"][test].get("errors", 0)
+            total = time.monotonic() - start
         finally:
             running.stop()
 
@@ -78,16 +88,15 @@ def main() -> int:
 
     second_minute, last_minute = window(60, 120), window(total - 60, total + 60)
     growth = last_minute / second_minute
-    ops = {test: result["tests"][test]["ops_per_s"] for test in ("flow", "refresh")}
+    ops = {test: totals[test] / (cycles * per_test) for test in totals}
     # A grant ends 12 s after it began: its next refresh is refused (invalid_grant) and the
     # driver starts a new flow, so refresh "errors" are expected here, not failures.
-    errors = {test: result["tests"][test].get("errors", 0) for test in ("flow", "refresh")}
     lines = [
         "# Memory churn (ours-memory, short lifetimes)", "",
-        f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} · {args.minutes:g} min · {args.connections} connections · "
-        f"`python -m bench.churn` · flows {ops['flow']:,.0f}/s for {per_test:.0f} s, then refreshes "
-        f"{ops['refresh']:,.0f}/s for {per_test:.0f} s (about {ops['flow'] * per_test + ops['refresh'] * per_test:,.0f}"
-        " grants and rotations, every record expiring within seconds)", "",
+        f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} · {total / 60:.1f} min · {args.connections} connections · "
+        f"`python -m bench.churn` · every minute 30 s of flows ({ops['flow']:,.0f}/s) then 30 s of "
+        f"refreshes ({ops['refresh']:,.0f}/s): about {totals['flow'] + totals['refresh']:,.0f} grants and "
+        "rotations, every record expiring within seconds", "",
         f"Errors: {errors['flow']} in flows; {errors['refresh']} refused refreshes of grants past their "
         "12 s absolute lifetime (each followed by a new flow).", "",
         f"RSS median, minute 2: **{second_minute:.1f} MiB**; last minute: **{last_minute:.1f} MiB**; "

@@ -5,13 +5,16 @@
    through ``COPY``. ``ours-postgres`` is then
    measured on each, interleaved (empty, full, empty, full, ...), on tests 4 (refresh) and 5
    (bearer-protected resource). Target: full within 1.2× of empty.
-2. 1,000,000 expired access tokens are added to the full database; the same tests run once
-   without and once while another process runs ``purge_expired()`` in batches of 1,000 until
-   nothing is left. Target: p99 during the purge at most 2× the p99 without.
+2. The same tests run once on the full database, then each test once more while another process
+   runs ``OAuthServer.purge_expired()`` (batches of 1,000, the database busy at most a quarter of
+   the time) over 2,000,000 expired access tokens added just before it (``--expired``). Each
+   test gets its own purge, started with the server, so that the purge outlasts the test's
+   warm-up and measured window; the report says how long each purge ran against that window.
+   Target: p99 during the purge at most 2× the p99 without.
 
 Writes ``bench/results/scale.md`` and ``scale.json``. Usage::
 
-    python -m bench.scale [--tokens 1000000] [--clients 100000] [--expired 1000000] [--rounds 2]
+    python -m bench.scale [--tokens 1000000] [--clients 100000] [--expired 2000000] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -89,18 +92,24 @@ async def add_expired(database: str, count: int) -> None:
                  now - 3600 - n % 1000) for n in range(count)))
 
 
+#: What a deployment runs: ``OAuthServer.purge_expired()`` with its defaults (batches of 1,000,
+#: the database kept busy at most a quarter of the time). Prints rows, batches, seconds.
 PURGER = """
 import asyncio, sys, time
+from oauth_server import OAuthServer
 from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
+class Counting(SQLAlchemyOAuthServerModel):
+    batches = 0
+    async def purge_expired(self, now, batch=1000):
+        Counting.batches += 1
+        return await super().purge_expired(now, batch)
 async def main():
-    model = SQLAlchemyOAuthServerModel(sys.argv[1])
-    start, total, batches = time.monotonic(), 0, 0
-    while True:
-        removed = await model.purge_expired(int(time.time()), 1000)
-        total, batches = total + removed, batches + 1
-        if removed == 0:
-            break
-    print(total, batches, round(time.monotonic() - start, 2))
+    model = Counting(sys.argv[1])
+    server = OAuthServer(model=model, issuer_url="http://bench", resource_server_url="http://bench/mcp",
+                         authorization_url="http://bench/consent", scopes_supported=["mcp:tools"])
+    start = time.monotonic()
+    total = await server.purge_expired()
+    print(total, Counting.batches, round(time.monotonic() - start, 2))
     await model.close()
 asyncio.run(main())
 """
@@ -116,7 +125,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokens", type=int, default=1_000_000)
     parser.add_argument("--clients", type=int, default=100_000)
-    parser.add_argument("--expired", type=int, default=1_000_000)
+    parser.add_argument("--expired", type=int, default=2_000_000, help="expired rows added before each test's purge")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=2)
@@ -138,16 +147,22 @@ def main() -> int:
             print(f"[scale] round {number + 1}/{args.rounds}: {database}", file=sys.stderr)
             rounds.append({"database": database, **measure(database, args, pinned)})
 
-    print(f"[scale] adding {args.expired:,} expired access tokens", file=sys.stderr)
-    asyncio.run(add_expired(FULL, args.expired))
     print("[scale] without purge", file=sys.stderr)
     quiet = measure(FULL, args, pinned)
-    print("[scale] while purging", file=sys.stderr)
-    purger = subprocess.Popen([*pin(0 if pinned else None), sys.executable, "-c", PURGER, url(FULL)], cwd=ROOT,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
-    purging = measure(FULL, args, pinned)
-    out, _ = purger.communicate(timeout=1800)
-    purged, batches, purge_seconds = out.split()
+    purging: dict[str, Any] = {}
+    purges: dict[str, tuple[int, int, float, float]] = {}  # rows, batches, purge s, test's s
+    for test in TESTS:
+        print(f"[scale] adding {args.expired:,} expired access tokens; {test} while purging", file=sys.stderr)
+        asyncio.run(add_expired(FULL, args.expired))
+        purger = subprocess.Popen([*pin(0 if pinned else None), sys.executable, "-c", PURGER, url(FULL)], cwd=ROOT,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
+        began = time.monotonic()
+        server = Server("ours-postgres", "ours", "consent-page", f"ours on {FULL}", extra={"db_url": url(FULL)})
+        purging[test] = run_slot(server, args, [test], pinned)["tests"][test]
+        test_seconds = time.monotonic() - began
+        out, _ = purger.communicate(timeout=1800)
+        rows, batches, seconds = out.split()
+        purges[test] = (int(rows), int(batches), float(seconds), test_seconds)
 
     def med(database: str, test: str, key: str) -> float:
         values = sorted(r[test][key] for r in rounds if r["database"] == database)
@@ -171,20 +186,28 @@ def main() -> int:
         lines.append(f"| {test} | {empty:,.0f} | {full:,.0f} | {full / empty:.2f}× (slowdown {empty / full:.2f}×) | "
                      f"{med(EMPTY, test, 'p99_ms'):.1f} | {med(FULL, test, 'p99_ms'):.1f} | slowdown ≤ 1.2× |")
     lines += ["", f"## purge_expired() over {args.expired:,} expired rows while serving", "",
-              f"The purge removed {int(purged):,} rows in {batches} batches in {purge_seconds} s "
-              f"(the measured window is {len(TESTS) * (args.warmup + args.duration):.0f} s).", "",
-              "| test | p99 ms without | p99 ms while purging | ratio | ops/s without | ops/s while purging | target |",
-              "|---|---:|---:|---:|---:|---:|---|"]
+              "Each test ran on a server started together with its own purge: the test's slot (server start, "
+              f"{args.warmup:g} s warm-up, {args.duration:g} s measured, stop) against the purge's run time.", "",
+              "| test | p99 ms without | p99 ms while purging | ratio | ops/s without | ops/s while purging "
+              "| rows purged | purge s | test slot s | target |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for test in TESTS:
         ratio = purging[test]["p99_ms"] / quiet[test]["p99_ms"]
+        rows, _batches, seconds, slot = purges[test]
         summary[f"purge_{test}_p99_ratio"] = ratio
+        summary[f"purge_{test}_outlasted_slot"] = seconds >= slot
         lines.append(f"| {test} | {quiet[test]['p99_ms']:.1f} | {purging[test]['p99_ms']:.1f} | {ratio:.2f}× | "
-                     f"{quiet[test]['ops_per_s']:,.0f} | {purging[test]['ops_per_s']:,.0f} | ≤ 2× |")
+                     f"{quiet[test]['ops_per_s']:,.0f} | {purging[test]['ops_per_s']:,.0f} | {rows:,} | "
+                     f"{seconds:.1f} | {slot:.1f} | ≤ 2× |")
+    short = [test for test in TESTS if purges[test][2] < purges[test][3]]
+    if short:
+        lines += ["", f"Note: the purge ended before the test's slot did for {', '.join(short)}: part of that "
+                      "measured window ran without it, so its ratio understates the purge's cost (raise --expired)."]
     results = BENCH / "results"
     results.mkdir(exist_ok=True)
     (results / "scale.md").write_text("\n".join(lines) + "\n")
     (results / "scale.json").write_text(json.dumps({"summary": summary, "rounds": rounds, "quiet": quiet,
-                                                    "purging": purging, "purge": out.split()}, indent=1))
+                                                    "purging": purging, "purges": purges}, indent=1))
     print("\n".join(lines))
     for database in (EMPTY, FULL):
         asyncio.run(_pg_execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))

@@ -58,8 +58,8 @@ class ExampleSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ExampleSettings:
         """Read ``HOST``, ``PORT``, ``PUBLIC_URL``, ``DATABASE_URL``, ``DEMO_USERNAME``,
-        ``DEMO_PASSWORD``, ``RATE_LIMIT``, ``LOG_LEVEL``, ``ACCESS_LOG`` and
-        ``ACCESS_TOKEN_LIFETIME``; unset or empty means the default."""
+        ``DEMO_PASSWORD``, ``RATE_LIMIT``, ``LOG_LEVEL``, ``ACCESS_LOG``,
+        ``ACCESS_TOKEN_LIFETIME`` and ``PURGE_INTERVAL``; unset or empty means the default."""
         env = os.environ if env is None else env
         defaults = cls()
 
@@ -79,4 +79,5 @@ class ExampleSettings:
             log_level=get("LOG_LEVEL", defaults.log_level).upper(),
             access_log=_flag(env, "ACCESS_LOG", defaults.access_log),
             access_token_lifetime=int(get("ACCESS_TOKEN_LIFETIME", str(defaults.access_token_lifetime))),
+            purge_interval=float(get("PURGE_INTERVAL", str(defaults.purge_interval))),
         )

@@ -175,3 +175,13 @@ def test_server_and_client_as_commands(tmp_path: Path) -> None:
     assert f"Listening on http://127.0.0.1:{port}" in output
     assert f"Issuer: http://localhost:{port}" in output
     assert "demo/s3cret" in output
+
+
+def test_example_settings_read_every_variable_from_the_environment() -> None:
+    from example.settings import ExampleSettings
+
+    settings = ExampleSettings.from_env({"PORT": "9001", "RATE_LIMIT": "off", "ACCESS_TOKEN_LIFETIME": "60",
+                                         "PURGE_INTERVAL": "30", "LOG_LEVEL": "debug"})
+    assert (settings.port, settings.rate_limit, settings.access_token_lifetime, settings.purge_interval,
+            settings.log_level, settings.public_url) == (9001, False, 60, 30.0, "DEBUG", "http://localhost:9001")
+    assert ExampleSettings.from_env({}).purge_interval == 300.0
