@@ -105,8 +105,8 @@ class Counting(SQLAlchemyOAuthServerModel):
         return await super().purge_expired(now, batch)
 async def main():
     model = Counting(sys.argv[1])
-    server = OAuthServer(model=model, issuer_url="http://bench", resource_server_url="http://bench/mcp",
-                         authorization_url="http://bench/consent", scopes_supported=["mcp:tools"])
+    server = OAuthServer(model=model, issuer_url="http://localhost", resource_server_url="http://localhost/mcp",
+                         authorization_url="http://localhost/consent", scopes_supported=["mcp:tools"])
     start = time.monotonic()
     total = await server.purge_expired()
     print(total, Counting.batches, round(time.monotonic() - start, 2))
