@@ -1,11 +1,11 @@
 """Churn: the memory model's RSS over a long run in which everything expires within seconds.
 
 ``ours-memory`` starts with ``--short-lifetimes`` (access 2 s, refresh 6 s idle / 12 s absolute,
-code and pending request 5 s); the driver runs, in every minute of the run, 30 s of whole
-authorization flows then 30 s of rotating refreshes, for ``--minutes`` (default 10). The server's
+code and pending request 5 s); the driver runs ``--minutes`` (default 10) cycles of 30 s of whole
+authorization flows then 30 s of rotating refreshes (plus a few seconds of the driver's set-up). The server's
 RSS is sampled every ``--every`` seconds from ``/proc``. Flat means: the last minute's median RSS
 within 10 % of the second minute's (the first minute is warm-up: the allocator and caches
-settle). Every minute carries the same mix, so the two windows compare like with like (a run of
+settle). Every cycle carries the same mix, so the two windows compare like with like (a run of
 5 minutes of flows then 5 of refreshes compared two different workloads' live sets).
 
 Writes ``bench/results/churn.md`` and ``churn.json``. Usage: ``python -m bench.churn [--minutes 10]``
@@ -94,7 +94,7 @@ def main() -> int:
     lines = [
         "# Memory churn (ours-memory, short lifetimes)", "",
         f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} · {total / 60:.1f} min · {args.connections} connections · "
-        f"`python -m bench.churn` · every minute 30 s of flows ({ops['flow']:,.0f}/s) then 30 s of "
+        f"`python -m bench.churn` · every cycle 30 s of flows ({ops['flow']:,.0f}/s) then 30 s of "
         f"refreshes ({ops['refresh']:,.0f}/s): about {totals['flow'] + totals['refresh']:,.0f} grants and "
         "rotations, every record expiring within seconds", "",
         f"Errors: {errors['flow']} in flows; {errors['refresh']} refused refreshes of grants past their "
