@@ -107,3 +107,28 @@ async def test_connection_dropped_while_idle_is_replaced_at_checkout(postgres_ur
         assert await model.rotate_refresh_token(kept.token_digest, NOW, access(), refresh()) is True
     finally:
         await model.close()
+
+
+async def test_cancelled_statement_gives_its_connection_back(postgres_url: str) -> None:
+    """A request cancelled mid-statement (a client gone) returns its connection to the pool in a
+    usable state: with a pool of one, a leak would make the next statement wait 30 s and fail."""
+    model = SQLAlchemyOAuthServerModel(postgres_url, access_token_cache_ttl=0, pool_size=1, max_overflow=0,
+                                       pool_timeout=2)
+    path = model._pg
+    assert path is not None
+
+    async def slow() -> None:
+        async with path.connection() as raw:
+            await raw.execute("SELECT pg_sleep(5)")
+
+    try:
+        task = asyncio.create_task(slow())
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(3):
+            assert await model.get_client("nobody") is None
+        assert model.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await model.close()

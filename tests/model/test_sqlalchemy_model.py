@@ -74,6 +74,7 @@ async def test_hot_paths_are_one_statement_without_a_transaction(sql_model: SQLA
         event.listen(sql_model.engine.sync_engine, "after_cursor_execute", record)
     assert await sql_model.get_access_token(token.token_digest) == token
     assert await sql_model.consume_authorization_code(issued.code_digest, NOW) is not None
+    await asyncio.sleep(0.05)  # asyncpg calls query loggers with loop.call_soon
     assert seen == ["SELECT", "UPDATE"]
 
 
