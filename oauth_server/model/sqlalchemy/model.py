@@ -328,13 +328,16 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
         async with self._autocommit.connect() as conn:
             return (await conn.execute(statement, params)).mappings().first()
 
+    async def _run(self, statement: Any, params: dict[str, Any], column_keys: tuple[str, ...] = ()) -> int:
+        """Run one statement on its own; the number of rows it touched."""
+        if self._pg is not None:
+            return await self._pg.run(statement, params, column_keys)
+        async with self._autocommit.connect() as conn:
+            return (await conn.execute(statement, params)).rowcount
+
     async def _insert(self, table: Table, record: object) -> None:
         row = to_row(record)
-        if self._pg is not None:
-            await self._pg.run(INSERT[table], row, tuple(row))
-            return
-        async with self._autocommit.connect() as conn:
-            await conn.execute(INSERT[table], row)
+        await self._run(INSERT[table], row, tuple(row))
 
     # -- clients (RFC 7591) -----------------------------------------------------------------
     @_read
@@ -365,12 +368,7 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
 
     @_storage
     async def bind_pending_authorization(self, request_digest: str, browser_digest: str) -> bool:
-        params = {"key": request_digest, "browser_digest": browser_digest}
-        if self._pg is not None:
-            return await self._pg.run(BIND_PENDING, params) == 1
-        async with self._autocommit.connect() as conn:
-            result = await conn.execute(BIND_PENDING, params)
-        return result.rowcount == 1
+        return await self._run(BIND_PENDING, {"key": request_digest, "browser_digest": browser_digest}) == 1
 
     @_storage
     async def consume_pending_authorization(self, request_digest: str) -> PendingAuthorization | None:
@@ -399,7 +397,7 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
             await self._insert(access_tokens, access)
             return
         if self._pg is not None:
-            await self._pg.run(SAVE_PAIR_POSTGRES, _pair_params(access, refresh))
+            await self._run(SAVE_PAIR_POSTGRES, _pair_params(access, refresh))
             return
         async with self._transactional.begin() as conn:
             await _insert_pair(conn, access, refresh)
