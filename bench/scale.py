@@ -115,10 +115,10 @@ asyncio.run(main())
 """
 
 
-def measure(database: str, args: argparse.Namespace, pinned: bool) -> dict[str, Any]:
+def measure(database: str, args: argparse.Namespace, pinned: bool, tests: list[str] = TESTS) -> dict[str, Any]:
     server = Server("ours-postgres", "ours", "consent-page", f"ours on {database}", extra={"db_url": url(database)})
-    result = run_slot(server, args, TESTS, pinned)
-    return {test: result["tests"][test] for test in TESTS}
+    result = run_slot(server, args, tests, pinned)
+    return {test: result["tests"][test] for test in tests}
 
 
 def main() -> int:
@@ -157,8 +157,7 @@ def main() -> int:
         purger = subprocess.Popen([*pin(0 if pinned else None), sys.executable, "-c", PURGER, url(FULL)], cwd=ROOT,
                                   env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True)
         began = time.monotonic()
-        server = Server("ours-postgres", "ours", "consent-page", f"ours on {FULL}", extra={"db_url": url(FULL)})
-        purging[test] = run_slot(server, args, [test], pinned)["tests"][test]
+        purging[test] = measure(FULL, args, pinned, [test])[test]
         test_seconds = time.monotonic() - began
         out, _ = purger.communicate(timeout=1800)
         rows, batches, seconds = out.split()
