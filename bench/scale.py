@@ -6,7 +6,7 @@
    measured on each, interleaved (empty, full, empty, full, ...), on tests 4 (refresh) and 5
    (bearer-protected resource). Target: full within 1.2× of empty.
 2. The same tests run once on the full database, then each test once more while another process
-   runs ``OAuthServer.purge_expired()`` (batches of 1,000, the database busy at most a quarter of
+   runs ``AuthorizationServer.purge_expired()`` (batches of 1,000, the database busy at most a quarter of
    the time) over 2,000,000 expired access tokens added just before it (``--expired``). Each
    test gets its own purge, started with the server, so that the purge outlasts the test's
    warm-up and measured window; the report says how long each purge ran against that window.
@@ -92,11 +92,11 @@ async def add_expired(database: str, count: int) -> None:
                  now - 3600 - n % 1000) for n in range(count)))
 
 
-#: What a deployment runs: ``OAuthServer.purge_expired()`` with its defaults (batches of 1,000,
+#: What a deployment runs: ``AuthorizationServer.purge_expired()`` with its defaults (batches of 1,000,
 #: the database kept busy at most a quarter of the time). Prints rows, batches, seconds.
 PURGER = """
 import asyncio, sys, time
-from oauth_server import OAuthServer
+from oauth_server import AuthorizationServer, OAuthServerSettings
 from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
 class Counting(SQLAlchemyOAuthServerModel):
     batches = 0
@@ -105,8 +105,9 @@ class Counting(SQLAlchemyOAuthServerModel):
         return await super().purge_expired(now, batch)
 async def main():
     model = Counting(sys.argv[1])
-    server = OAuthServer(model=model, issuer_url="http://localhost", resource_server_url="http://localhost/mcp",
-                         authorization_url="http://localhost/consent", scopes_supported=["mcp:tools"])
+    server = AuthorizationServer(model, OAuthServerSettings(
+        issuer_url="http://localhost", resource_server_url="http://localhost/mcp",
+        authorization_url="http://localhost/consent", scopes_supported=("mcp:tools",)))
     start = time.monotonic()
     total = await server.purge_expired()
     print(total, Counting.batches, round(time.monotonic() - start, 2))

@@ -1,29 +1,58 @@
 """oauth_server: an OAuth 2.1 authorization server for MCP servers.
 
-The public API is ``__all__``; everything else may change.
+The public API is ``__all__``; everything else may change. The core (rules, records, models)
+imports no web framework and not ``mcp``: the names that need them (the router, the bearer
+checks, the MCP SDK adapter ``OAuthServer``) and the SQL model (an optional extra) are loaded
+on first use.
 """
 
-from oauth_server.errors import OAuthError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from oauth_server.errors import OAuthError, StorageUnavailable
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.model.memory import MemoryOAuthServerModel
-from oauth_server.records import AccessToken, AuthorizationCode, Client, PendingAuthorization, RefreshToken
-from oauth_server.server import OAuthServer
+from oauth_server.records import AccessToken, AuthorizationCode, Client, Grant, PendingAuthorization, RefreshToken
+from oauth_server.server import AuthorizationServer
 from oauth_server.settings import OAuthServerSettings
-from oauth_server.web.bearer import BearerAuthMiddleware, require_bearer_auth
-from oauth_server.web.router import consent_router, mcp_auth_router
+
+if TYPE_CHECKING:
+    from oauth_server.integrations.mcp_sdk import OAuthServer
+    from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
+    from oauth_server.web.bearer import BearerAuthMiddleware, require_bearer_auth
+    from oauth_server.web.limits import RateLimits
+    from oauth_server.web.router import consent_router, mcp_auth_router
+
+#: Public names loaded on first use, and the module each lives in.
+_LAZY = {
+    "OAuthServer": "oauth_server.integrations.mcp_sdk",
+    "SQLAlchemyOAuthServerModel": "oauth_server.model.sqlalchemy",
+    "BearerAuthMiddleware": "oauth_server.web.bearer",
+    "require_bearer_auth": "oauth_server.web.bearer",
+    "RateLimits": "oauth_server.web.limits",
+    "consent_router": "oauth_server.web.router",
+    "mcp_auth_router": "oauth_server.web.router",
+}
 
 __all__ = [
     "AccessToken",
     "AuthorizationCode",
+    "AuthorizationServer",
     "BearerAuthMiddleware",
     "Client",
+    "Grant",
     "MemoryOAuthServerModel",
     "OAuthError",
     "OAuthServer",
     "OAuthServerModel",
     "OAuthServerSettings",
     "PendingAuthorization",
+    "RateLimits",
     "RefreshToken",
+    "SQLAlchemyOAuthServerModel",
+    "StorageUnavailable",
     "consent_router",
     "mcp_auth_router",
     "require_bearer_auth",
@@ -31,9 +60,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # The SQL model needs the optional sqlalchemy extra; import it only when asked for.
-    if name == "SQLAlchemyOAuthServerModel":
-        from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'oauth_server' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return SQLAlchemyOAuthServerModel
-    raise AttributeError(name)
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_plus
 
 from oauth_server import redirect_uris, tokens
-from oauth_server.errors import InvalidClient, InvalidClientMetadata, InvalidRedirectUri, InvalidRequest
+from oauth_server.errors import InvalidClient, InvalidClientMetadata, InvalidRedirectUri
 from oauth_server.records import Client
 from oauth_server.settings import OAuthServerSettings
 
@@ -171,42 +168,6 @@ class ClientCredentials:
     client_id: str
     method: str
     secret: str | None = None
-
-
-def parse_basic_authorization(header: str) -> tuple[str, str]:
-    """RFC 6749 §2.3.1: base64 of ``urlencode(id):urlencode(secret)``. Raises InvalidClient."""
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic" or not encoded.strip():
-        raise InvalidClient("malformed Basic authorization header")
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidClient("malformed Basic authorization header") from None
-    raw_id, colon, raw_secret = decoded.partition(":")
-    if not colon:
-        raise InvalidClient("malformed Basic authorization header")
-    client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
-    if not client_id:
-        raise InvalidClient("malformed Basic authorization header")
-    return client_id, secret
-
-
-def credentials_from_request(
-    authorization_header: str | None, form_client_id: str | None, form_client_secret: str | None
-) -> ClientCredentials:
-    """Decide which single method the request used (OAuth 2.1 §2.4: one method per request)."""
-    if authorization_header is not None and authorization_header.lower().startswith("basic"):
-        if form_client_secret is not None:
-            raise InvalidRequest("use one client authentication method per request")
-        client_id, secret = parse_basic_authorization(authorization_header)
-        if form_client_id is not None and form_client_id != client_id:
-            raise InvalidClient("client_id does not match the Authorization header")
-        return ClientCredentials(client_id, "client_secret_basic", secret)
-    if not form_client_id:
-        raise InvalidClient("client authentication is required (client_id missing)")
-    if form_client_secret is not None:
-        return ClientCredentials(form_client_id, "client_secret_post", form_client_secret)
-    return ClientCredentials(form_client_id, "none")
 
 
 def authenticate(client: Client | None, credentials: ClientCredentials, now: int) -> Client:

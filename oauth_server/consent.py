@@ -12,7 +12,7 @@ provider interface have no browser yet; the first browser to open the consent pa
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -23,24 +23,19 @@ from oauth_server.errors import (
     InvalidClient,
     InvalidRequest,
     InvalidScope,
-    InvalidTarget,
     OAuthError,
     UnauthorizedClient,
     UnsupportedResponseType,
 )
+from oauth_server.params import Params, single
 from oauth_server.records import Client, PendingAuthorization
+from oauth_server.resources import canonical_resource
 from oauth_server.settings import OAuthServerSettings
 
-BROWSER_COOKIE = "mcp_oauth_browser"
 MAX_STATE_LENGTH = 2000
 # Parameters whose repetition is refused (RFC 6749 §3.1: "MUST NOT be included more than once").
 SINGLE_VALUED = ("client_id", "redirect_uri", "response_type", "scope", "state", "code_challenge",
                  "code_challenge_method", "response_mode", "prompt")
-
-
-def cookie_name(settings: OAuthServerSettings) -> str:
-    """``__Host-`` (Secure, Path=/, no Domain) when the issuer is https."""
-    return f"__Host-{BROWSER_COOKIE}" if settings.secure_cookies else BROWSER_COOKIE
 
 
 def form_token(browser_secret: str, request_id: str) -> str:
@@ -65,29 +60,6 @@ def error_redirect(settings: OAuthServerSettings, redirect_uri: str, error: OAut
     })
 
 
-def _single(params: Mapping[str, Sequence[str]], name: str) -> str | None:
-    values = params.get(name) or []
-    if len(values) > 1:
-        raise InvalidRequest(f"{name} must not be repeated")
-    return values[0] if values else None
-
-
-def canonical_resource(settings: OAuthServerSettings, values: Sequence[str]) -> str:
-    """RFC 8707 §2: absolute URI, no fragment, one of ours. Returns our canonical spelling."""
-    if not values:
-        return settings.resource_server_url
-    if len(values) > 1:
-        raise InvalidTarget("only one resource may be requested")
-    value = values[0]
-    parts = urlsplit(value)
-    if not parts.scheme or not parts.netloc or "#" in value:
-        raise InvalidTarget("resource must be an absolute URI without a fragment (RFC 8707 §2)")
-    for known in settings.resources:
-        if value.rstrip("/") == known.rstrip("/"):
-            return known
-    raise InvalidTarget("resource is not served by this authorization server")
-
-
 def requested_scopes(settings: OAuthServerSettings, client: Client, scope: str | None) -> tuple[str, ...]:
     requested = scope_strings.parse(scope)
     if requested is None:
@@ -102,11 +74,11 @@ def requested_scopes(settings: OAuthServerSettings, client: Client, scope: str |
     return requested
 
 
-def trusted_redirect(client: Client | None, params: Mapping[str, Sequence[str]]) -> tuple[Client, str, bool]:
+def trusted_redirect(client: Client | None, params: Params) -> tuple[Client, str, bool]:
     """Client and redirect URI, or an error that must not be redirected anywhere."""
     try:
-        client_id = _single(params, "client_id")
-        redirect_uri = _single(params, "redirect_uri")
+        client_id = single(params, "client_id")
+        redirect_uri = single(params, "redirect_uri")
     except OAuthError as exc:
         raise AuthorizationFailed(exc) from None
     if not client_id:
@@ -137,30 +109,30 @@ def validate_request(
     client: Client,
     redirect_uri: str,
     explicit: bool,
-    params: Mapping[str, Sequence[str]],
+    params: Params,
     now: int,
     browser_secret: str | None,
 ) -> AuthorizationStart:
     """Check the rest of the request; failures from here on go back to the redirect URI."""
     state: str | None = None
     try:
-        state = _single(params, "state")
+        state = single(params, "state")
         if state is not None and len(state) > MAX_STATE_LENGTH:
             state = None
             raise InvalidRequest("state is too long")
         for name in SINGLE_VALUED:
-            _single(params, name)
-        response_type = _single(params, "response_type")
+            single(params, name)
+        response_type = single(params, "response_type")
         if response_type != "code":
             raise UnsupportedResponseType("response_type must be 'code'")
         if "authorization_code" not in client.grant_types:
             raise UnauthorizedClient("client is not registered for the authorization_code grant")
-        challenge = pkce.check_challenge(_single(params, "code_challenge"), _single(params, "code_challenge_method"))
-        scopes = requested_scopes(settings, client, _single(params, "scope"))
+        challenge = pkce.check_challenge(single(params, "code_challenge"), single(params, "code_challenge_method"))
+        scopes = requested_scopes(settings, client, single(params, "scope"))
         resource = canonical_resource(settings, params.get("resource") or [])
     except OAuthError as exc:
         raise AuthorizationFailed(exc, redirect_uri, state) from None
-    if scope_strings.parse(_single(params, "scope")) is not None and not scopes:
+    if scope_strings.parse(single(params, "scope")) is not None and not scopes:
         raise AuthorizationFailed(InvalidScope("no scope requested"), redirect_uri, state)
     return new_pending(settings, client, redirect_uri, explicit, scopes, challenge, resource, state, now,
                        browser_secret)

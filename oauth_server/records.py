@@ -56,6 +56,26 @@ class PendingAuthorization:
 
 
 @dataclass(frozen=True, slots=True)
+class Grant:
+    """One user's authorization of one client: every code and token of it carries its ``grant_id``.
+
+    Revocation marks the grant (``revoked_at``) and every issuance checks the mark in the same
+    atomic step as it stores, so "revoked" wins whatever the order of concurrent requests
+    (RFC 9700 §4.5 replayed codes, §4.14.2 reused refresh tokens). Kept until ``expires_at``,
+    after which no credential of the grant can be live.
+    """
+
+    grant_id: str
+    client_id: str
+    subject: str
+    scopes: tuple[str, ...]
+    resource: str
+    created_at: int
+    expires_at: int
+    revoked_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AuthorizationCode:
     """An issued code. Consumed codes stay (``consumed_at`` set) until purged, so replay is seen."""
 

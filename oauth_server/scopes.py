@@ -7,8 +7,14 @@ from collections.abc import Iterable
 
 from oauth_server.errors import InvalidScope
 
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
 MAX_SCOPE_LENGTH = 2000
+
+
+def is_scope_token(name: str) -> bool:
+    """Whether ``name`` is one scope as RFC 6749 §3.3 spells it."""
+    return _SCOPE_TOKEN.fullmatch(name) is not None
 
 
 def parse(scope: str | None) -> tuple[str, ...] | None:
@@ -22,7 +28,7 @@ def parse(scope: str | None) -> tuple[str, ...] | None:
     if not names:
         return None
     for name in names:
-        if not _SCOPE_TOKEN.fullmatch(name):
+        if not is_scope_token(name):
             raise InvalidScope("scope contains an invalid character")
     return tuple(dict.fromkeys(names))
 

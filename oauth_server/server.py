@@ -1,9 +1,9 @@
-"""OAuthServer: every rule of the authorization server, framework-free.
+"""``AuthorizationServer``: every rule of the authorization server, framework-free.
 
 The web layer (``oauth_server.web``) parses HTTP and renders results; the model stores and
-atomically consumes records; everything in between is here. ``OAuthServer`` also implements
-the MCP SDK's ``OAuthAuthorizationServerProvider`` and ``TokenVerifier`` (see
-``sdk_provider.py``), so it can be handed to ``MCPServer(auth_server_provider=...)`` too.
+atomically consumes records; everything in between is here, in our own vocabulary. The MCP
+SDK's provider interface is a separate adapter on top (``oauth_server.integrations.mcp_sdk``),
+so this class imports neither a web framework nor ``mcp``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 from oauth_server import clients, consent, tokens
@@ -22,71 +23,65 @@ from oauth_server.errors import (
     InvalidRequest,
     InvalidScope,
     InvalidTarget,
-    OAuthError,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
 from oauth_server.grants import authorization_code, refresh_token
+from oauth_server.grants.issue import GrantContext
 from oauth_server.model.base import OAuthServerModel
-from oauth_server.records import AccessToken, AuthorizationCode, Client, PendingAuthorization
-from oauth_server.sdk_provider import SDKProviderMixin
+from oauth_server.params import Params, single
+from oauth_server.records import AccessToken, AuthorizationCode, Client, Grant, PendingAuthorization, RefreshToken
 from oauth_server.settings import OAuthServerSettings
 
 logger = logging.getLogger("oauth_server")
 
 
+@dataclass(frozen=True, slots=True)
 class ConsentRequest:
     """What a consent page shows: the pending request and its client."""
 
-    __slots__ = ("client", "pending", "request_id")
-
-    def __init__(self, request_id: str, pending: PendingAuthorization, client: Client) -> None:
-        self.request_id = request_id
-        self.pending = pending
-        self.client = client
+    request_id: str
+    pending: PendingAuthorization
+    client: Client
 
 
-class OAuthServer(SDKProviderMixin):
-    """An OAuth 2.1 authorization server for one MCP resource server.
+@dataclass(frozen=True, slots=True)
+class ConsentForm:
+    """A posted consent form that passed the anti-forgery check (``check_consent_form``).
+
+    Only that check makes one, and ``approve``/``deny`` take only this, so no decision can be
+    acted on without the check, and the check is made exactly once (RFC 9700 §4.4).
+    """
+
+    request: ConsentRequest
+
+
+class AuthorizationServer:
+    """The rules of an OAuth 2.1 authorization server for MCP resource servers.
 
     Args:
         model: where records live (``MemoryOAuthServerModel``, ``SQLAlchemyOAuthServerModel``, yours).
-        issuer_url: RFC 8414 issuer, used exactly as given (no trailing slash is added).
-        resource_server_url: the MCP endpoint; tokens are audience-bound to it (RFC 8707).
-        authorization_url: the consent page /authorize sends the browser to, with ``request_id``.
-        scopes_supported: every scope a client may ask for.
-        clock: seconds since the epoch; tests inject a frozen clock.
-        **options: the other fields of ``OAuthServerSettings`` (lifetimes, default_scopes, ...).
+        settings: issuer, resources, scopes, lifetimes: ``OAuthServerSettings``.
+        clock: seconds since the epoch; tests inject a frozen clock. The model gets it too
+            (``OAuthServerModel.use_clock``), so both agree on what has expired.
     """
 
     def __init__(
-        self,
-        model: OAuthServerModel,
-        *,
-        issuer_url: str,
-        resource_server_url: str,
-        authorization_url: str,
-        scopes_supported: Iterable[str] = (),
-        default_scopes: Iterable[str] | None = None,
-        clock: Callable[[], float] = time.time,
-        **options: Any,
+        self, model: OAuthServerModel, settings: OAuthServerSettings, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.model = model
+        self.settings = settings
         self.clock = clock
-        self.settings = OAuthServerSettings(
-            issuer_url=issuer_url,
-            resource_server_url=resource_server_url,
-            authorization_url=authorization_url,
-            scopes_supported=tuple(scopes_supported),
-            default_scopes=None if default_scopes is None else tuple(default_scopes),
-            **options,
-        )
+        model.use_clock(clock)
 
     def now(self) -> int:
         return int(self.clock())
 
+    def _grant_context(self, client: Client) -> GrantContext:
+        return GrantContext(self.model, self.settings, self.now(), client)
+
     # -- clients --------------------------------------------------------------------------
-    async def register(self, metadata: Mapping[str, Any]) -> dict[str, Any]:
+    async def register(self, metadata: dict[str, Any]) -> dict[str, Any]:
         """RFC 7591 §3.1: validate, store, return the client information response."""
         if not self.settings.dynamic_client_registration:
             raise UnauthorizedClient("dynamic client registration is disabled")
@@ -95,16 +90,18 @@ class OAuthServer(SDKProviderMixin):
         return clients.client_information(client, secret)
 
     async def authenticate_client(self, credentials: clients.ClientCredentials) -> Client:
+        """RFC 6749 §2.3 / OAuth 2.1 §2.4: the client the credentials prove, or ``invalid_client``."""
         client = await self.model.get_client(credentials.client_id)
         return clients.authenticate(client, credentials, self.now())
 
     # -- authorization --------------------------------------------------------------------
-    async def start_authorization(
-        self, params: Mapping[str, Sequence[str]], browser_secret: str | None
-    ) -> consent.AuthorizationStart:
+    async def start_authorization(self, params: Params, browser_secret: str | None) -> consent.AuthorizationStart:
         """Validate an /authorize request and store it as pending. Raises ``AuthorizationFailed``."""
-        client_ids = params.get("client_id") or []
-        client = await self.model.get_client(client_ids[0]) if len(client_ids) == 1 and client_ids[0] else None
+        try:
+            client_id = single(params, "client_id")
+        except InvalidRequest as exc:
+            raise AuthorizationFailed(exc) from None
+        client = await self.model.get_client(client_id) if client_id else None
         client, redirect_uri, explicit = consent.trusted_redirect(client, params)
         start = consent.validate_request(
             self.settings, client, redirect_uri, explicit, params, self.now(), browser_secret
@@ -112,8 +109,11 @@ class OAuthServer(SDKProviderMixin):
         await self.model.save_pending_authorization(start.pending)
         return start
 
-    async def get_consent_request(self, request_id: str) -> ConsentRequest:
-        """The pending request a consent page is about. Raises if unknown or expired."""
+    async def save_pending(self, start: consent.AuthorizationStart) -> None:
+        """Store a pending request built elsewhere (the SDK adapter's ``authorize``)."""
+        await self.model.save_pending_authorization(start.pending)
+
+    async def _consent_request(self, request_id: str) -> ConsentRequest:
         pending = await self.model.get_pending_authorization(tokens.digest(request_id))
         if pending is None or pending.expires_at <= self.now():
             raise AuthorizationFailed(InvalidRequest("this authorization request has expired or was already answered"))
@@ -122,31 +122,41 @@ class OAuthServer(SDKProviderMixin):
             raise AuthorizationFailed(InvalidRequest("the client of this request no longer exists"))
         return ConsentRequest(request_id, pending, client)
 
-    async def claim_consent_request(self, request: ConsentRequest, browser_secret: str) -> bool:
-        """Bind an unbound request (made through the SDK provider path) to the viewing browser."""
-        if request.pending.browser_digest is not None:
-            return request.pending.browser_digest == tokens.digest(browser_secret)
-        browser_digest = tokens.digest(browser_secret)
-        return await self.model.bind_pending_authorization(request.pending.request_digest, browser_digest)
+    async def open_consent(self, request_id: str, browser_secret: str) -> ConsentRequest:
+        """The pending request a consent page shows to this browser.
 
-    async def _take_pending(
-        self, request_id: str, browser_secret: str | None, token: str | None
-    ) -> PendingAuthorization:
-        request = await self.get_consent_request(request_id)
-        if not consent.is_bound_to(request.pending, request_id, browser_secret, token):
+        A request started through /authorize is bound to the browser that started it; one
+        started through the SDK adapter has no browser yet, and the first to open it claims it.
+        Any other browser is refused, so a request id leaked to an attacker is useless.
+        """
+        request = await self._consent_request(request_id)
+        browser_digest = tokens.digest(browser_secret)
+        if request.pending.browser_digest is None:
+            bound = await self.model.bind_pending_authorization(request.pending.request_digest, browser_digest)
+        else:
+            bound = tokens.digest_matches(browser_secret, request.pending.browser_digest)
+        if not bound:
+            raise AuthorizationFailed(ConsentForbidden("this authorization was started in another browser"))
+        return request
+
+    async def check_consent_form(self, request_id: str, browser_secret: str | None, form_token: str | None) -> ConsentForm:
+        """The anti-forgery check of a posted decision: same browser, same request (see ``consent``)."""
+        request = await self._consent_request(request_id)
+        if not consent.is_bound_to(request.pending, request_id, browser_secret, form_token):
             raise AuthorizationFailed(ConsentForbidden("the consent form is not valid for this browser and request"))
-        pending = await self.model.consume_pending_authorization(request.pending.request_digest)
+        return ConsentForm(request)
+
+    async def _take_pending(self, form: ConsentForm) -> PendingAuthorization:
+        pending = await self.model.consume_pending_authorization(form.request.pending.request_digest)
         if pending is None:
             raise AuthorizationFailed(InvalidRequest("this authorization request was already answered"))
         return pending
 
     async def approve(
         self,
-        request_id: str,
+        form: ConsentForm,
         subject: str,
         *,
-        browser_secret: str | None,
-        form_token: str | None,
         allowed_scopes: Collection[str] | None = None,
         selected_scopes: Collection[str] | None = None,
     ) -> str:
@@ -157,7 +167,7 @@ class OAuthServer(SDKProviderMixin):
         """
         if not subject:
             raise ValueError("subject is required")
-        pending = await self._take_pending(request_id, browser_secret, form_token)
+        pending = await self._take_pending(form)
         granted = tuple(
             s for s in pending.scopes
             if (allowed_scopes is None or s in allowed_scopes) and (selected_scopes is None or s in selected_scopes)
@@ -168,19 +178,33 @@ class OAuthServer(SDKProviderMixin):
             )
         return await self._issue_code(pending, subject, granted)
 
-    async def deny(self, request_id: str, *, browser_secret: str | None, form_token: str | None) -> str:
+    async def deny(self, form: ConsentForm) -> str:
         """The user denied: RFC 6749 §4.1.2.1 ``access_denied`` back to the client."""
-        pending = await self._take_pending(request_id, browser_secret, form_token)
+        pending = await self._take_pending(form)
         return consent.error_redirect(
             self.settings, pending.redirect_uri, AccessDenied("the user denied the request"), pending.state
         )
 
     async def _issue_code(self, pending: PendingAuthorization, subject: str, scopes: tuple[str, ...]) -> str:
+        """A new grant and its code, stored together (RFC 6749 §4.1.2)."""
         code = tokens.new_token()
         now = self.now()
+        settings = self.settings
+        grant = Grant(
+            grant_id=tokens.new_id(),
+            client_id=pending.client_id,
+            subject=subject,
+            scopes=scopes,
+            resource=pending.resource,
+            created_at=now,
+            # After this no credential of the grant can be live: the code is redeemed within its
+            # lifetime, refreshes stop at the absolute lifetime, the last access token then expires.
+            expires_at=now + settings.authorization_code_lifetime + settings.refresh_token_absolute_lifetime
+            + settings.access_token_lifetime,
+        )
         await self.model.save_authorization_code(AuthorizationCode(
             code_digest=tokens.digest(code),
-            grant_id=tokens.new_id(),
+            grant_id=grant.grant_id,
             client_id=pending.client_id,
             subject=subject,
             redirect_uri=pending.redirect_uri,
@@ -188,40 +212,35 @@ class OAuthServer(SDKProviderMixin):
             scopes=scopes,
             code_challenge=pending.code_challenge,
             resource=pending.resource,
-            expires_at=now + self.settings.authorization_code_lifetime,
-        ))
+            expires_at=now + settings.authorization_code_lifetime,
+        ), grant)
         return consent.add_query(pending.redirect_uri, {"code": code, "state": pending.state,
-                                                        "iss": self.settings.issuer_url})
+                                                        "iss": settings.issuer_url})
 
     def error_redirect(self, failure: AuthorizationFailed) -> str | None:
+        """Where an /authorize or consent failure may be sent, or None: show it to the user."""
         if failure.redirect_uri is None:
             return None
         return consent.error_redirect(self.settings, failure.redirect_uri, failure.error, failure.state)
 
     # -- token endpoint -------------------------------------------------------------------
-    async def token(self, client: Client, form: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    async def token(self, client: Client, params: Params) -> dict[str, Any]:
         """RFC 6749 §4.1.3 / §6: the token endpoint, after client authentication."""
-        def one(name: str) -> str | None:
-            values = form.get(name) or []
-            if len(values) > 1 and name != "resource":
-                raise InvalidRequest(f"{name} must not be repeated")
-            return values[0] if values else None
-
-        resources = form.get("resource") or []
+        resources = params.get("resource") or ()
         if len(resources) > 1:
             raise InvalidTarget("only one resource may be requested")
         # Compared with the grant's resource after the code is consumed, so a mismatch burns it.
         resource = resources[0] if resources else None
-        grant_type = one("grant_type")
-        now = self.now()
+        grant_type = single(params, "grant_type")
+        ctx = self._grant_context(client)
         if grant_type == "authorization_code":
             issuance = await authorization_code.redeem(
-                self.model, self.settings, now, client,
-                one("code") or "", one("code_verifier"), one("redirect_uri"), resource,
+                ctx, single(params, "code") or "", single(params, "code_verifier"), single(params, "redirect_uri"),
+                resource,
             )
         elif grant_type == "refresh_token":
             issuance = await refresh_token.refresh(
-                self.model, self.settings, now, client, one("refresh_token") or "", one("scope"), resource,
+                ctx, single(params, "refresh_token") or "", single(params, "scope"), resource
             )
         elif not grant_type:
             raise InvalidRequest("grant_type is required")
@@ -238,7 +257,7 @@ class OAuthServer(SDKProviderMixin):
         client ids are public and an error would tell an attacker the token exists.
         """
         token_digest = tokens.digest(token)
-        record: AccessToken | Any | None
+        record: AccessToken | RefreshToken | None
         if token_type_hint == "refresh_token":
             record = await self.model.get_refresh_token(token_digest) or await self.model.get_access_token(token_digest)
         else:
@@ -250,7 +269,7 @@ class OAuthServer(SDKProviderMixin):
             if client.is_public:
                 return
             raise UnauthorizedClient("the token was not issued to this client")
-        await self.model.revoke_grant(record.grant_id)
+        await self.model.revoke_grant(record.grant_id, self.now())
 
     # -- resource server side -------------------------------------------------------------
     async def verify_access_token(self, token: str) -> AccessToken | None:
@@ -264,17 +283,7 @@ class OAuthServer(SDKProviderMixin):
             return None
         return record
 
-    async def introspect(self, token: str) -> dict[str, Any]:
-        """RFC 7662 §2.2 response for an access token (``active: false`` for anything else)."""
-        record = await self.verify_access_token(token)
-        if record is None:
-            return {"active": False}
-        return {
-            "active": True, "client_id": record.client_id, "sub": record.subject,
-            "scope": " ".join(record.scopes), "aud": record.resource, "iss": self.settings.issuer_url,
-            "exp": record.expires_at, "token_type": "Bearer",
-        }
-
+    # -- housekeeping ---------------------------------------------------------------------
     async def purge_expired(self, batch: int = 1000, busy_share: float = 0.25) -> int:
         """Delete every record expired by now, ``batch`` rows per kind at a time; how many went.
 
@@ -297,6 +306,3 @@ class OAuthServer(SDKProviderMixin):
             if removed == 0:
                 return total
             await asyncio.sleep((time.monotonic() - started) * (1 - busy_share) / busy_share)
-
-
-__all__ = ["ConsentRequest", "OAuthError", "OAuthServer"]

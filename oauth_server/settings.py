@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from oauth_server.scopes import is_scope_token
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
 
@@ -19,9 +20,6 @@ def _check_url(name: str, url: str, *, allow_query: bool = False) -> None:
         raise ValueError(f"{name} must not have a fragment")
     if parts.query and not allow_query:
         raise ValueError(f"{name} must not have a query")
-
-
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")  # RFC 6749 §3.3 scope-token
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +59,7 @@ class OAuthServerSettings:
         _check_url("resource_server_url", self.resource_server_url)
         _check_url("authorization_url", self.authorization_url, allow_query=True)
         for scope in self.scopes_supported:
-            if not _SCOPE_TOKEN.fullmatch(scope):
+            if not is_scope_token(scope):
                 raise ValueError(f"invalid scope name {scope!r}")
         if self.default_scopes is not None:
             unknown = set(self.default_scopes) - set(self.scopes_supported)

@@ -9,13 +9,13 @@ import pytest
 from fastapi import Depends, FastAPI
 from starlette.requests import Request
 
-from oauth_server import MemoryOAuthServerModel, OAuthServer, mcp_auth_router, require_bearer_auth
+from oauth_server import MemoryOAuthServerModel, OAuthServer, OAuthServerSettings, mcp_auth_router, require_bearer_auth
 from oauth_server.records import AccessToken
 from tests.helpers import FrozenClock
 
 ISSUER = "http://localhost:8000"
 RESOURCE = "http://localhost:8000/mcp"
-SCOPES = ["mcp:tools", "mcp:prompts", "mcp:admin"]
+SCOPES = ("mcp:tools", "mcp:prompts", "mcp:admin")
 
 
 async def signed_in_user(request: Request) -> str | None:
@@ -47,11 +47,10 @@ def model() -> MemoryOAuthServerModel:
 
 @pytest.fixture
 def server(model: MemoryOAuthServerModel, clock: FrozenClock) -> OAuthServer:
-    return OAuthServer(
-        model=model, issuer_url=ISSUER, resource_server_url=RESOURCE,
-        authorization_url=f"{ISSUER}/consent", scopes_supported=SCOPES, default_scopes=["mcp:tools"],
-        clock=clock,
-    )
+    return OAuthServer(model, OAuthServerSettings(
+        issuer_url=ISSUER, resource_server_url=RESOURCE, authorization_url=f"{ISSUER}/consent",
+        scopes_supported=SCOPES, default_scopes=("mcp:tools",),
+    ), clock=clock)
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from oauth_server import (
     MemoryOAuthServerModel,
     OAuthServer,
     OAuthServerModel,
+    OAuthServerSettings,
     mcp_auth_router,
     require_bearer_auth,
 )
@@ -68,14 +69,10 @@ SHORT_LIFETIMES = {"access_token_lifetime": 2, "refresh_token_lifetime": 6, "ref
 
 def build_app(base_url: str, model: OAuthServerModel, guard: str = "middleware",
               short_lifetimes: bool = False) -> FastAPI:
-    server = OAuthServer(
-        model=model,
-        issuer_url=base_url,
-        resource_server_url=f"{base_url}/mcp",
-        authorization_url=f"{base_url}/consent",
-        scopes_supported=["mcp:tools"],
-        **(SHORT_LIFETIMES if short_lifetimes else {}),
-    )
+    server = OAuthServer(model, OAuthServerSettings(
+        issuer_url=base_url, resource_server_url=f"{base_url}/mcp", authorization_url=f"{base_url}/consent",
+        scopes_supported=("mcp:tools",), **(SHORT_LIFETIMES if short_lifetimes else {}),
+    ))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

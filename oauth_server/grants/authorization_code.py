@@ -6,17 +6,12 @@ import logging
 
 from oauth_server import pkce, tokens
 from oauth_server.errors import InvalidGrant, InvalidRequest, InvalidTarget
-from oauth_server.grants.issue import Issuance, mint
+from oauth_server.grants.issue import GrantContext, Issuance, mint
 from oauth_server.model.base import OAuthServerModel
-from oauth_server.records import AuthorizationCode, Client
-from oauth_server.settings import OAuthServerSettings
+from oauth_server.records import AuthorizationCode
+from oauth_server.resources import resource_matches
 
 logger = logging.getLogger("oauth_server")
-
-
-def resource_matches(requested: str | None, granted: str) -> bool:
-    """RFC 8707 §2.2: a resource at the token endpoint must be the one granted (None: not asked)."""
-    return requested is None or requested.rstrip("/") == granted.rstrip("/")
 
 
 async def consume(model: OAuthServerModel, code: str, now: int) -> AuthorizationCode:
@@ -36,18 +31,12 @@ async def consume(model: OAuthServerModel, code: str, now: int) -> Authorization
     return record
 
 
-def check_binding(
-    record: AuthorizationCode,
-    client: Client,
-    now: int,
-    redirect_uri: str | None,
-    resource: str | None,
-) -> None:
+def check_binding(ctx: GrantContext, record: AuthorizationCode, redirect_uri: str | None, resource: str | None) -> None:
     """Everything the code is bound to. Called after consuming, so any failure burns the code."""
-    if record.expires_at <= now:
+    if record.expires_at <= ctx.now:
         raise InvalidGrant("authorization code has expired")
-    if record.client_id != client.client_id:
-        logger.warning("code for client %s presented by client %s", record.client_id, client.client_id)
+    if record.client_id != ctx.client.client_id:
+        logger.warning("code for client %s presented by client %s", record.client_id, ctx.client.client_id)
         raise InvalidGrant("authorization code was issued to another client")
     # OAuth 2.1 §4.1.3 / RFC 6749 §4.1.3: identical redirect_uri when it was sent at /authorize.
     if record.redirect_uri_provided_explicitly or redirect_uri is not None:
@@ -59,40 +48,30 @@ def check_binding(
 
 
 async def redeem(
-    model: OAuthServerModel,
-    settings: OAuthServerSettings,
-    now: int,
-    client: Client,
-    code: str,
-    code_verifier: str | None,
-    redirect_uri: str | None,
-    resource: str | None,
+    ctx: GrantContext, code: str, code_verifier: str | None, redirect_uri: str | None, resource: str | None
 ) -> Issuance:
     """Exchange a code for tokens."""
     if not code:
         raise InvalidRequest("code is required")
     if not code_verifier:
         raise InvalidRequest("code_verifier is required (PKCE, RFC 7636 §4.5)")
-    record = await consume(model, code, now)
-    check_binding(record, client, now, redirect_uri, resource)
+    record = await consume(ctx.model, code, ctx.now)
+    check_binding(ctx, record, redirect_uri, resource)
     if not pkce.verify(code_verifier, record.code_challenge):
         raise InvalidGrant("code_verifier does not match the code_challenge (RFC 7636 §4.6)")
-    return await issue_for_code(model, settings, now, client, record)
+    return await issue_for_code(ctx, record)
 
 
-async def issue_for_code(
-    model: OAuthServerModel, settings: OAuthServerSettings, now: int, client: Client, record: AuthorizationCode
-) -> Issuance:
+async def issue_for_code(ctx: GrantContext, record: AuthorizationCode) -> Issuance:
+    """The first tokens of the code's grant; its absolute lifetime starts now (RFC 9700 §4.14.2)."""
     issuance = mint(
-        settings,
-        now,
+        ctx,
         grant_id=record.grant_id,
-        client=client,
         subject=record.subject,
         scopes=record.scopes,
         granted_scopes=record.scopes,
         resource=record.resource,
-        grant_expires_at=now + settings.refresh_token_absolute_lifetime,
+        grant_expires_at=ctx.now + ctx.settings.refresh_token_absolute_lifetime,
     )
-    await model.save_tokens(issuance.access, issuance.refresh)
+    await ctx.model.save_tokens(issuance.access, issuance.refresh)
     return issuance

@@ -1,4 +1,8 @@
-"""Minting of an access token (and a refresh token) for a grant."""
+"""What every grant shares: its context, and the minting of an access (and refresh) token.
+
+A grant module's entry point takes a ``GrantContext`` and the grant's own parameters, so a new
+grant (client_credentials, device_code, jwt-bearer) starts from a short signature.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,19 @@ from typing import Any
 
 from oauth_server import scopes as scope_strings
 from oauth_server import tokens
+from oauth_server.model.base import OAuthServerModel
 from oauth_server.records import AccessToken, Client, RefreshToken
 from oauth_server.settings import OAuthServerSettings
+
+
+@dataclass(frozen=True, slots=True)
+class GrantContext:
+    """One token request: where records live, the rules' settings, its time, its authenticated client."""
+
+    model: OAuthServerModel
+    settings: OAuthServerSettings
+    now: int
+    client: Client
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,22 +49,22 @@ class Issuance:
 
 
 def mint(
-    settings: OAuthServerSettings,
-    now: int,
+    ctx: GrantContext,
     *,
     grant_id: str,
-    client: Client,
     subject: str,
     scopes: tuple[str, ...],
     granted_scopes: tuple[str, ...],
     resource: str,
     grant_expires_at: int,
 ) -> Issuance:
+    """New credentials for ``ctx.client`` in grant ``grant_id``; nothing is stored yet."""
+    settings, now = ctx.settings, ctx.now
     access_token = tokens.new_token()
     access = AccessToken(
         token_digest=tokens.digest(access_token),
         grant_id=grant_id,
-        client_id=client.client_id,
+        client_id=ctx.client.client_id,
         subject=subject,
         scopes=scopes,
         resource=resource,
@@ -58,12 +73,12 @@ def mint(
     refresh_token: str | None = None
     refresh: RefreshToken | None = None
     # OAuth 2.1 §4.3: refresh tokens only for clients registered for the refresh_token grant.
-    if settings.issue_refresh_tokens and "refresh_token" in client.grant_types and grant_expires_at > now:
+    if settings.issue_refresh_tokens and "refresh_token" in ctx.client.grant_types and grant_expires_at > now:
         refresh_token = tokens.new_token()
         refresh = RefreshToken(
             token_digest=tokens.digest(refresh_token),
             grant_id=grant_id,
-            client_id=client.client_id,
+            client_id=ctx.client.client_id,
             subject=subject,
             scopes=granted_scopes,
             resource=resource,

@@ -7,31 +7,29 @@ import logging
 from oauth_server import scopes as scope_strings
 from oauth_server import tokens
 from oauth_server.errors import InvalidGrant, InvalidRequest, InvalidTarget, UnauthorizedClient
-from oauth_server.grants.authorization_code import resource_matches
-from oauth_server.grants.issue import Issuance, mint
-from oauth_server.model.base import OAuthServerModel
-from oauth_server.records import Client, RefreshToken
-from oauth_server.settings import OAuthServerSettings
+from oauth_server.grants.issue import GrantContext, Issuance, mint
+from oauth_server.records import RefreshToken
+from oauth_server.resources import resource_matches
 
 logger = logging.getLogger("oauth_server")
 
 
-async def load(model: OAuthServerModel, client: Client, refresh_token: str, now: int) -> RefreshToken:
+async def load(ctx: GrantContext, refresh_token: str) -> RefreshToken:
     """Find a usable refresh token. A rotated one presented again revokes its whole grant."""
     if not refresh_token:
         raise InvalidRequest("refresh_token is required")
-    record = await model.get_refresh_token(tokens.digest(refresh_token))
+    record = await ctx.model.get_refresh_token(tokens.digest(refresh_token))
     if record is None:
         raise InvalidGrant("refresh token is invalid, expired or revoked")
-    if record.client_id != client.client_id:
-        logger.warning("refresh token of client %s presented by %s", record.client_id, client.client_id)
+    if record.client_id != ctx.client.client_id:
+        logger.warning("refresh token of client %s presented by %s", record.client_id, ctx.client.client_id)
         raise InvalidGrant("refresh token was issued to another client")
     if record.rotated_at is not None:
         # RFC 9700 §4.14.2: reuse of a rotated refresh token means one party has a stolen copy.
         logger.warning("rotated refresh token reused; revoking grant %s", record.grant_id)
-        await model.revoke_grant(record.grant_id)
+        await ctx.model.revoke_grant(record.grant_id)
         raise InvalidGrant("refresh token was already used")
-    if record.expires_at <= now or record.grant_expires_at <= now:
+    if record.expires_at <= ctx.now or record.grant_expires_at <= ctx.now:
         raise InvalidGrant("refresh token has expired")
     return record
 
@@ -43,20 +41,11 @@ def narrow_scopes(record: RefreshToken, requested: tuple[str, ...] | None) -> tu
     return scope_strings.require_subset(requested, record.granted_scopes, "originally granted")
 
 
-async def rotate(
-    model: OAuthServerModel,
-    settings: OAuthServerSettings,
-    now: int,
-    client: Client,
-    record: RefreshToken,
-    scopes: tuple[str, ...],
-) -> Issuance:
+async def rotate(ctx: GrantContext, record: RefreshToken, scopes: tuple[str, ...]) -> Issuance:
     """Issue a new pair and retire the old refresh token in one atomic step."""
     issuance = mint(
-        settings,
-        now,
+        ctx,
         grant_id=record.grant_id,
-        client=client,
         subject=record.subject,
         scopes=scopes,
         granted_scopes=record.granted_scopes,
@@ -65,26 +54,19 @@ async def rotate(
     )
     if issuance.refresh is None:
         raise InvalidGrant("refresh token has reached the end of its grant")
-    if not await model.rotate_refresh_token(record.token_digest, now, issuance.access, issuance.refresh):
+    if not await ctx.model.rotate_refresh_token(record.token_digest, ctx.now, issuance.access, issuance.refresh):
         # Lost a race with a concurrent refresh of the same token: that is reuse too.
         logger.warning("concurrent reuse of a refresh token; revoking grant %s", record.grant_id)
-        await model.revoke_grant(record.grant_id)
+        await ctx.model.revoke_grant(record.grant_id)
         raise InvalidGrant("refresh token was already used")
     return issuance
 
 
-async def refresh(
-    model: OAuthServerModel,
-    settings: OAuthServerSettings,
-    now: int,
-    client: Client,
-    refresh_token: str,
-    scope: str | None,
-    resource: str | None,
-) -> Issuance:
-    if "refresh_token" not in client.grant_types:
+async def refresh(ctx: GrantContext, refresh_token: str, scope: str | None, resource: str | None) -> Issuance:
+    """RFC 6749 §6: a new access token (and a rotated refresh token) for the same grant."""
+    if "refresh_token" not in ctx.client.grant_types:
         raise UnauthorizedClient("client is not registered for the refresh_token grant")
-    record = await load(model, client, refresh_token, now)
+    record = await load(ctx, refresh_token)
     if not resource_matches(resource, record.resource):
         raise InvalidTarget("resource does not match the grant")
-    return await rotate(model, settings, now, client, record, narrow_scopes(record, scope_strings.parse(scope)))
+    return await rotate(ctx, record, narrow_scopes(record, scope_strings.parse(scope)))

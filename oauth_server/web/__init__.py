@@ -1,1 +1,1 @@
-"""FastAPI layer: parse requests, call ``OAuthServer``, render results. No rules live here."""
+"""FastAPI layer: parse requests, call ``AuthorizationServer``, render results. No rules live here."""

@@ -19,11 +19,11 @@ from starlette.authentication import AuthCredentials
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from oauth_server.errors import StorageUnavailable
 from oauth_server.records import AccessToken
-from oauth_server.sdk_provider import sdk_access_token
-from oauth_server.server import OAuthServer
+from oauth_server.integrations.mcp_sdk import sdk_access_token
+from oauth_server.server import AuthorizationServer
 from oauth_server.web.endpoints.metadata import protected_resource_metadata_url
-from oauth_server.web.errors import is_storage_outage
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,7 @@ class BearerFailure(Exception):
 class BearerAuth:
     """The check itself: find the token in the header, verify it, compare scopes."""
 
-    def __init__(self, server: OAuthServer, required_scopes: Iterable[str] = (), resource: str | None = None) -> None:
+    def __init__(self, server: AuthorizationServer, required_scopes: Iterable[str] = (), resource: str | None = None) -> None:
         self.server = server
         self.required_scopes = tuple(required_scopes)
         self.resource = resource or server.settings.resource_server_url
@@ -68,9 +68,7 @@ class BearerAuth:
             raise self._fail(401, "invalid_request", "the Authorization header must be 'Bearer <token>'")
         try:
             record = await self.server.verify_access_token(value.strip())
-        except Exception as exc:
-            if not is_storage_outage(exc):
-                raise
+        except StorageUnavailable:
             # The token may be fine: say "try again", never "invalid_token" (which would make
             # clients throw the token away and send the user through consent again).
             raise BearerFailure(503, "temporarily_unavailable", "token storage is unavailable; retry later",
@@ -84,7 +82,7 @@ class BearerAuth:
 
 
 def require_bearer_auth(
-    server: OAuthServer, required_scopes: Iterable[str] = (), resource: str | None = None
+    server: AuthorizationServer, required_scopes: Iterable[str] = (), resource: str | None = None
 ) -> Callable[[Request], Awaitable[AccessToken]]:
     """A FastAPI dependency returning the verified ``AccessToken`` record.
 
@@ -113,7 +111,7 @@ class BearerAuthMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, server: OAuthServer, required_scopes: Iterable[str] = (), resource: str | None = None
+        self, app: ASGIApp, server: AuthorizationServer, required_scopes: Iterable[str] = (), resource: str | None = None
     ) -> None:
         self.app = AuthContextMiddleware(app)
         self.auth = BearerAuth(server, required_scopes, resource)

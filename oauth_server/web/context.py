@@ -1,38 +1,52 @@
-"""What every endpoint needs: the server, the templates, the app's user hooks, the paths."""
+"""What every endpoint needs: the server, the templates, the app's user hooks, the paths, and
+the parsing of OAuth's two request formats."""
 
 from __future__ import annotations
 
 import inspect
 import secrets
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from oauth_server.consent import cookie_name
 from oauth_server.errors import InvalidRequest
-from oauth_server.server import OAuthServer
+from oauth_server.server import AuthorizationServer
 from oauth_server.web.limits import RateLimits
+from oauth_server.web.openapi import FORM_TYPE
 from oauth_server.web.templating import Templates
 
-GetUser = Callable[[Request], Awaitable[str | None]]
+T = TypeVar("T")
+
+#: ``get_user(request)``: who is signed in, or None. A plain function or a coroutine function.
+GetUser = Callable[[Request], Awaitable[str | None] | str | None]
+#: ``user_scopes(subject)``: the scopes this user may grant, or None for all. Either kind too.
 UserScopes = Callable[[str], Awaitable[Collection[str] | None] | Collection[str] | None]
 
 MAX_BODY_BYTES = 64 * 1024
 #: No OAuth request has more parameters than this; more is an attack on the parser.
 MAX_FIELDS = 50
-FORM_TYPE = "application/x-www-form-urlencoded"
+#: The browser-binding cookie (see ``oauth_server.consent``).
+BROWSER_COOKIE = "mcp_oauth_browser"
 
 
 def issuer_path(issuer_url: str) -> str:
     return urlsplit(issuer_url).path.rstrip("/")
 
 
+async def call_hook(result: Awaitable[T] | T) -> T:
+    """The value of an app hook's call, whether the hook was a plain function or a coroutine."""
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
 @dataclass(frozen=True)
 class RouterContext:
-    server: OAuthServer
+    server: AuthorizationServer
     templates: Templates
     get_user: GetUser | None
     user_scopes: UserScopes | None
@@ -53,39 +67,47 @@ class RouterContext:
         """Apply rate limit ``name`` to the caller's IP (or to ``key``, e.g. a client_id)."""
         await self.limits.hit(name, key or (request.client.host if request.client else "unknown"))
 
+    async def current_user(self, request: Request) -> str | None:
+        """The app's ``get_user`` hook, sync or async; None when the app passed none."""
+        if self.get_user is None:
+            return None
+        return await call_hook(self.get_user(request))
+
+    async def allowed_scopes(self, subject: str) -> Collection[str] | None:
+        """The app's ``user_scopes`` hook, sync or async; None (every scope) when it passed none."""
+        if self.user_scopes is None:
+            return None
+        return await call_hook(self.user_scopes(subject))
+
     # -- the browser-binding cookie (see oauth_server.consent) ------------------------------
+    @property
+    def cookie_name(self) -> str:
+        """``__Host-`` (Secure, Path=/, no Domain: RFC 6265bis §4.1.3.2) when the issuer is https."""
+        return f"__Host-{BROWSER_COOKIE}" if self.server.settings.secure_cookies else BROWSER_COOKIE
+
     def browser_secret(self, request: Request) -> str | None:
-        value = request.cookies.get(cookie_name(self.server.settings))
+        value = request.cookies.get(self.cookie_name)
         if value and 40 <= len(value) <= 64 and value.replace("-", "").replace("_", "").isalnum():
             return value
         return None
 
-    def ensure_browser_secret(self, request: Request) -> tuple[str, bool]:
-        existing = self.browser_secret(request)
-        return (existing, False) if existing else (secrets.token_urlsafe(32), True)
+    def ensure_browser_secret(self, request: Request) -> str:
+        return self.browser_secret(request) or secrets.token_urlsafe(32)
 
     def set_browser_cookie(self, response: Response, secret: str) -> None:
         settings = self.server.settings
         response.set_cookie(
-            cookie_name(settings), secret, max_age=settings.pending_authorization_lifetime * 6,
+            self.cookie_name, secret, max_age=settings.pending_authorization_lifetime * 6,
             path="/", httponly=True, samesite="lax", secure=settings.secure_cookies,
         )
-
-    async def allowed_scopes(self, subject: str) -> Collection[str] | None:
-        if self.user_scopes is None:
-            return None
-        result = self.user_scopes(subject)
-        if inspect.isawaitable(result):
-            return await result
-        return result
 
 
 def parse_params(raw: bytes) -> dict[str, list[str]]:
     """A query string or an ``application/x-www-form-urlencoded`` body: every value of every name.
 
     ``urllib.parse.parse_qsl`` rather than Starlette's form parser (python-multipart): the same
-    result for this one format at a fifth of the cost, and strict where OAuth wants it: invalid
-    UTF-8 or more than ``MAX_FIELDS`` parameters is ``invalid_request``, not a silent repair.
+    result for this one format, cheaper, and strict where OAuth wants it: invalid UTF-8 or more
+    than ``MAX_FIELDS`` parameters is ``invalid_request``, not a silent repair.
     """
     try:
         pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
@@ -109,10 +131,3 @@ async def read_form(request: Request) -> dict[str, list[str]]:
 
 def query_params(request: Request) -> dict[str, list[str]]:
     return parse_params(request.scope.get("query_string", b""))
-
-
-def single(params: Mapping[str, list[str]], name: str) -> str | None:
-    values = params.get(name) or []
-    if len(values) > 1:
-        raise InvalidRequest(f"{name} must not be repeated")
-    return values[0] if values else None

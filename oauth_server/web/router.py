@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from oauth_server.errors import InvalidRequest, OAuthError, PayloadTooLarge
-from oauth_server.server import OAuthServer
+from oauth_server.server import AuthorizationServer
 from oauth_server.web import cors
 from oauth_server.web.context import MAX_BODY_BYTES, GetUser, RouterContext, UserScopes
 from oauth_server.web.endpoints import authorize, consent, metadata, register, revoke, token
@@ -72,7 +72,7 @@ def _has_nul(raw: bytes | bytearray) -> bool:
 
 
 def mcp_auth_router(
-    server: OAuthServer,
+    server: AuthorizationServer,
     *,
     get_user: GetUser | None = None,
     user_scopes: UserScopes | None = None,
@@ -83,9 +83,10 @@ def mcp_auth_router(
     """Build the router. Mount it with ``app.include_router(mcp_auth_router(server, ...))``.
 
     Args:
-        server: the ``OAuthServer`` holding the rules and the model.
-        get_user: ``async (request) -> subject | None``: who is signed in (the app decides).
-        user_scopes: ``(subject) -> scopes | None``: which scopes that user may grant; None: all.
+        server: the ``AuthorizationServer`` (or ``OAuthServer``) holding the rules and the model.
+        get_user: ``(request) -> subject | None``, plain or async: who is signed in (the app decides).
+        user_scopes: ``(subject) -> scopes | None``, plain or async: which scopes that user may
+            grant; None: all.
         templates_directory: the app's templates; ``oauth_server/consent.html`` there overrides ours.
         consent_path: where the consent page and its confirm handler live; defaults to the path
             of ``authorization_url``.
@@ -111,7 +112,7 @@ def mcp_auth_router(
 
 
 def consent_router(
-    server: OAuthServer,
+    server: AuthorizationServer,
     *,
     get_user: GetUser | None = None,
     user_scopes: UserScopes | None = None,
@@ -128,7 +129,7 @@ def consent_router(
 
 
 def _context(
-    server: OAuthServer,
+    server: AuthorizationServer,
     get_user: GetUser | None,
     user_scopes: UserScopes | None,
     templates_directory: str | Path | None,

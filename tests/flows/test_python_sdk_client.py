@@ -18,7 +18,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.auth import OAuthClientMetadata
 from pydantic import AnyUrl
 
-from oauth_server import BearerAuthMiddleware, MemoryOAuthServerModel, OAuthServer, mcp_auth_router
+from oauth_server import BearerAuthMiddleware, MemoryOAuthServerModel, OAuthServer, OAuthServerSettings, mcp_auth_router
 from tests.conftest import signed_in_user
 from tests.flows.live import ConsentBrowser, MemoryTokenStorage, free_port, serve
 
@@ -48,11 +48,10 @@ def build_mcp_app(server: OAuthServer) -> FastAPI:
 
 def make_server(port: int, access_token_lifetime: int = 3600) -> OAuthServer:
     base = f"http://127.0.0.1:{port}"
-    return OAuthServer(
-        model=MemoryOAuthServerModel(), issuer_url=base, resource_server_url=f"{base}/mcp",
-        authorization_url=f"{base}/consent", scopes_supported=["mcp:tools"],
-        access_token_lifetime=access_token_lifetime,
-    )
+    return OAuthServer(MemoryOAuthServerModel(), OAuthServerSettings(
+        issuer_url=base, resource_server_url=f"{base}/mcp", authorization_url=f"{base}/consent",
+        scopes_supported=("mcp:tools",), access_token_lifetime=access_token_lifetime,
+    ))
 
 
 def client_provider(base: str, storage: MemoryTokenStorage, browser: ConsentBrowser) -> OAuthClientProvider:

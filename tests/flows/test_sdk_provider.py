@@ -12,15 +12,17 @@ from mcp.server.auth.provider import OAuthAuthorizationServerProvider, TokenVeri
 from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, RevocationOptions
 from mcp.server.mcpserver import MCPServer
 
-from oauth_server import MemoryOAuthServerModel, OAuthServer, consent_router
+from oauth_server import MemoryOAuthServerModel, OAuthServer, OAuthServerSettings, consent_router
 from tests.conftest import signed_in_user
 from tests.flows.live import ConsentBrowser, MemoryTokenStorage, free_port, serve
 from tests.flows.test_python_sdk_client import client_provider
 
 
 def test_oauth_server_satisfies_the_sdk_protocols() -> None:
-    server = OAuthServer(MemoryOAuthServerModel(), issuer_url="http://localhost:1", resource_server_url=
-                         "http://localhost:1/mcp", authorization_url="http://localhost:1/consent")
+    server = OAuthServer(MemoryOAuthServerModel(), OAuthServerSettings(
+        issuer_url="http://localhost:1", resource_server_url="http://localhost:1/mcp",
+        authorization_url="http://localhost:1/consent",
+    ))
     provider: OAuthAuthorizationServerProvider[object, object, object] = server  # type: ignore[type-var]
     verifier: TokenVerifier = server
     assert provider is verifier
@@ -29,10 +31,10 @@ def test_oauth_server_satisfies_the_sdk_protocols() -> None:
 async def test_sdk_mcpserver_with_our_provider() -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = OAuthServer(
-        MemoryOAuthServerModel(), issuer_url=base, resource_server_url=f"{base}/mcp",
-        authorization_url=f"{base}/consent", scopes_supported=["mcp:tools"],
-    )
+    server = OAuthServer(MemoryOAuthServerModel(), OAuthServerSettings(
+        issuer_url=base, resource_server_url=f"{base}/mcp", authorization_url=f"{base}/consent",
+        scopes_supported=("mcp:tools",),
+    ))
     mcp = MCPServer(
         "sdk-provider-test",
         auth_server_provider=server,

@@ -11,14 +11,15 @@ from collections.abc import Callable
 
 import pytest
 
-from oauth_server import OAuthServer, OAuthServerModel
+from oauth_server import OAuthServer, OAuthServerModel, OAuthServerSettings
 from tests.model.test_contract import NOW, access
 
 
 def server_on(model: OAuthServerModel, clock: Callable[[], float]) -> OAuthServer:
-    return OAuthServer(model=model, issuer_url="https://as.example", resource_server_url="https://as.example/mcp",
-                       authorization_url="https://as.example/consent", scopes_supported=["mcp:tools"],
-                       clock=clock)
+    return OAuthServer(model, OAuthServerSettings(
+        issuer_url="https://as.example", resource_server_url="https://as.example/mcp",
+        authorization_url="https://as.example/consent", scopes_supported=("mcp:tools",),
+    ), clock=clock)
 
 
 async def test_server_purge_clears_a_backlog_larger_than_one_batch(model: OAuthServerModel) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from oauth_server import MemoryOAuthServerModel, OAuthServer
+from oauth_server import MemoryOAuthServerModel, OAuthServer, OAuthServerSettings
 from tests.conftest import build_app
 from tests.helpers import authorize_params, exchange, get_code, open_consent, register, tokens_for
 
@@ -54,9 +54,10 @@ async def test_consent_new_client_always_asked(http: httpx.AsyncClient) -> None:
 
 async def test_consent_cookie_attributes_on_https() -> None:
     """RFC 6265bis §4.1.3.2: __Host- prefix, Secure, Path=/, HttpOnly, SameSite=Lax."""
-    server = OAuthServer(MemoryOAuthServerModel(), issuer_url="https://as.example",
-                         resource_server_url="https://as.example/mcp", authorization_url="https://as.example/consent",
-                         scopes_supported=["mcp:tools"])
+    server = OAuthServer(MemoryOAuthServerModel(), OAuthServerSettings(
+        issuer_url="https://as.example", resource_server_url="https://as.example/mcp",
+        authorization_url="https://as.example/consent", scopes_supported=("mcp:tools",),
+    ))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(server)),
                                  base_url="https://as.example") as http:
         client = await register(http)
@@ -115,8 +116,10 @@ async def test_response_token_for_another_resource_refused(http: httpx.AsyncClie
     """RFC 8707 §2 / MCP authorization: audience-bound tokens."""
     client = await register(http)
     tokens = await tokens_for(http, client.client_id)
-    other = OAuthServer(server.model, issuer_url="http://localhost:8000", resource_server_url="http://localhost:9/mcp",
-                        authorization_url="http://localhost:8000/consent", clock=server.clock)
+    other = OAuthServer(server.model, OAuthServerSettings(
+        issuer_url="http://localhost:8000", resource_server_url="http://localhost:9/mcp",
+        authorization_url="http://localhost:8000/consent",
+    ), clock=server.clock)
     assert await other.verify_access_token(tokens["access_token"]) is None
 
 

@@ -9,12 +9,14 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
-from oauth_server import MemoryOAuthServerModel, OAuthServer
+from oauth_server import MemoryOAuthServerModel, OAuthServer, OAuthServerSettings
 from oauth_server.web.limits import RateLimits
 from tests.conftest import ISSUER, SCOPES, signed_in_user
 
-server = OAuthServer(MemoryOAuthServerModel(), issuer_url=ISSUER, resource_server_url=f"{ISSUER}/mcp",
-                     authorization_url=f"{ISSUER}/consent", scopes_supported=SCOPES)
+server = OAuthServer(MemoryOAuthServerModel(), OAuthServerSettings(
+    issuer_url=ISSUER, resource_server_url=f"{ISSUER}/mcp", authorization_url=f"{ISSUER}/consent",
+    scopes_supported=SCOPES,
+))
 
 
 def _app():  # type: ignore[no-untyped-def]

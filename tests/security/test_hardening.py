@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from oauth_server import MemoryOAuthServerModel, OAuthServer, mcp_auth_router
+from oauth_server import MemoryOAuthServerModel, OAuthServer, OAuthServerSettings, mcp_auth_router
 from oauth_server.web.limits import RateLimits
 from tests.conftest import ISSUER, signed_in_user
 from tests.helpers import authorize_params, get_code, register, tokens_for
@@ -46,8 +46,10 @@ async def test_hardening_no_plaintext_credentials_in_storage_or_logs(
 
 
 def limited_app(limits: RateLimits) -> FastAPI:
-    server = OAuthServer(MemoryOAuthServerModel(), issuer_url=ISSUER, resource_server_url=f"{ISSUER}/mcp",
-                         authorization_url=f"{ISSUER}/consent", scopes_supported=["mcp:tools"])
+    server = OAuthServer(MemoryOAuthServerModel(), OAuthServerSettings(
+        issuer_url=ISSUER, resource_server_url=f"{ISSUER}/mcp", authorization_url=f"{ISSUER}/consent",
+        scopes_supported=("mcp:tools",),
+    ))
     app = FastAPI()
     app.include_router(mcp_auth_router(server, get_user=signed_in_user, rate_limits=limits))
     return app

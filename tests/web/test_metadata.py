@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from oauth_server import MemoryOAuthServerModel, OAuthServer
+from oauth_server import MemoryOAuthServerModel, OAuthServer, OAuthServerSettings
 from tests.conftest import build_app
 
 
@@ -28,8 +28,10 @@ async def test_authorization_server_metadata(http: httpx.AsyncClient) -> None:
 
 async def test_issuer_with_path_inserts_well_known_before_the_path() -> None:
     """RFC 8414 §3.1: /.well-known/oauth-authorization-server/{issuer path}."""
-    server = OAuthServer(MemoryOAuthServerModel(), issuer_url="https://as.example/tenant1",
-                         resource_server_url="https://as.example/mcp", authorization_url="https://as.example/consent")
+    server = OAuthServer(MemoryOAuthServerModel(), OAuthServerSettings(
+        issuer_url="https://as.example/tenant1", resource_server_url="https://as.example/mcp",
+        authorization_url="https://as.example/consent",
+    ))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(server)),
                                  base_url="https://as.example") as http:
         doc = (await http.get("/.well-known/oauth-authorization-server/tenant1")).json()

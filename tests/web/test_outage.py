@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from oauth_server import MemoryOAuthServerModel, OAuthServer
+from oauth_server import MemoryOAuthServerModel, OAuthServer, OAuthServerSettings
 from oauth_server.errors import StorageUnavailable
 from tests.conftest import ISSUER, build_app
 from tests.helpers import REDIRECT, authorize_params, register, tokens_for
@@ -32,8 +32,10 @@ def flaky() -> FlakyModel:
 
 
 async def test_every_endpoint_answers_503_during_an_outage_and_recovers(flaky: FlakyModel) -> None:
-    server = OAuthServer(flaky, issuer_url=ISSUER, resource_server_url=f"{ISSUER}/mcp",
-                         authorization_url=f"{ISSUER}/consent", scopes_supported=["mcp:tools"])
+    server = OAuthServer(flaky, OAuthServerSettings(
+        issuer_url=ISSUER, resource_server_url=f"{ISSUER}/mcp", authorization_url=f"{ISSUER}/consent",
+        scopes_supported=("mcp:tools",),
+    ))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(server)), base_url=ISSUER,
                                  headers={"x-test-user": "alice"}) as http:
         client = await register(http)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from oauth_server import OAuthServer
+from oauth_server import OAuthServer, OAuthServerSettings
 from tests.helpers import FrozenClock
 
 
@@ -30,9 +30,10 @@ async def test_confidential_client_gets_secret_with_expiry(http: httpx.AsyncClie
 
 async def test_secret_lifetime_zero_means_never(model: object, clock: FrozenClock) -> None:
     """mcp-oauth-server could not set 0; here 0 is honoured and published as 0 (never)."""
-    server = OAuthServer(model, issuer_url="http://localhost:8000",  # type: ignore[arg-type]
-                         resource_server_url="http://localhost:8000/mcp",
-                         authorization_url="http://localhost:8000/consent", client_secret_lifetime=0, clock=clock)
+    server = OAuthServer(model, OAuthServerSettings(
+        issuer_url="http://localhost:8000", resource_server_url="http://localhost:8000/mcp",
+        authorization_url="http://localhost:8000/consent", client_secret_lifetime=0,
+    ), clock=clock)
     info = await server.register({"redirect_uris": ["https://app.example/cb"]})
     assert info["client_secret_expires_at"] == 0
 

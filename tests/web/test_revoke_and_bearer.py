@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from oauth_server import OAuthServer
+from oauth_server import OAuthServer, OAuthServerSettings
 from tests.conftest import ISSUER, build_app
 from tests.helpers import register, tokens_for
 
@@ -77,8 +77,10 @@ async def test_token_for_another_resource_is_refused(http: httpx.AsyncClient, se
     """RFC 8707 / MCP: a token is accepted only by the resource it was issued for."""
     client = await register(http)
     tokens = await tokens_for(http, client.client_id)
-    other = OAuthServer(server.model, issuer_url=ISSUER, resource_server_url="http://localhost:8000/other",
-                        authorization_url=f"{ISSUER}/consent", scopes_supported=["mcp:tools"], clock=server.clock)
+    other = OAuthServer(server.model, OAuthServerSettings(
+        issuer_url=ISSUER, resource_server_url="http://localhost:8000/other",
+        authorization_url=f"{ISSUER}/consent", scopes_supported=("mcp:tools",),
+    ), clock=server.clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(other)), base_url=ISSUER) as other_http:
         assert await status(other_http, tokens["access_token"]) == 401
     assert await status(http, tokens["access_token"]) == 200

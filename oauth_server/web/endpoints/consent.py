@@ -2,24 +2,31 @@
 
 The app decides who the user is (``get_user``) and which scopes that user may grant
 (``user_scopes``); the rules (binding to the browser and request, single use) are in
-``OAuthServer``. Approving without a signed-in user shows the page again and issues nothing.
+``AuthorizationServer``. Approving without a signed-in user shows the page again and issues nothing.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Form, Query
+from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from oauth_server import consent, redirect_uris
-from oauth_server.errors import AuthorizationFailed, ConsentForbidden, InvalidRequest
+from oauth_server.errors import AuthorizationFailed, InvalidRequest
+from oauth_server.params import single
 from oauth_server.server import ConsentRequest
-from oauth_server.web.context import RouterContext, query_params, read_form, single
-from oauth_server.web.endpoints.authorize import failure_response
-from oauth_server.web.errors import COMMON_ERRORS, html_errors, json_errors
+from oauth_server.web.context import RouterContext, query_params, read_form
+from oauth_server.web.openapi import COMMON_ERRORS, form_body, html_errors, json_errors, query
+from oauth_server.web.pages import failure_response
+
+CONSENT_FORM = form_body({
+    "request_id": None,
+    "csrf_token": "Anti-forgery token: HMAC of the request id under this browser's secret",
+    "decision": "'approve' or 'deny'",
+    "scope": "Optional narrower scope the user chose",
+}, required=("request_id", "csrf_token", "decision"))
 
 
 def redirect_host(uri: str) -> str:
@@ -50,34 +57,25 @@ def render_consent(
 
 
 def add_routes(router: APIRouter, ctx: RouterContext) -> None:
-    async def consent_page(
-        request: Request, request_id: Annotated[str | None, Query()] = None
-    ) -> Response:
+    async def consent_page(request: Request) -> Response:
         """Show what the client asks for. The anti-forgery token is bound to this browser."""
         try:
             request_id = single(query_params(request), "request_id")
             if not request_id:
                 raise AuthorizationFailed(InvalidRequest("request_id is required"))
-            consent_request = await ctx.server.get_consent_request(request_id)
-            secret, _ = ctx.ensure_browser_secret(request)
-            if not await ctx.server.claim_consent_request(consent_request, secret):
-                raise AuthorizationFailed(ConsentForbidden("this authorization was started in another browser"))
+            secret = ctx.ensure_browser_secret(request)
+            consent_request = await ctx.server.open_consent(request_id, secret)
         except InvalidRequest as exc:
-            return failure_response(ctx, AuthorizationFailed(exc))
+            return failure_response(ctx.server, ctx.templates, AuthorizationFailed(exc))
         except AuthorizationFailed as failure:
-            return failure_response(ctx, AuthorizationFailed(failure.error))
-        user = await ctx.get_user(request) if ctx.get_user else None
+            # Before the decision nothing is sent back to the client: the user sees the error.
+            return failure_response(ctx.server, ctx.templates, AuthorizationFailed(failure.error))
+        user = await ctx.current_user(request)
         response = render_consent(ctx, consent_request, secret, user)
         ctx.set_browser_cookie(response, secret)
         return response
 
-    async def confirm_consent(
-        request: Request,
-        request_id: Annotated[str, Form()],
-        csrf_token: Annotated[str, Form()],
-        decision: Annotated[str, Form(description="'approve' or 'deny'")],
-        scope: Annotated[str | None, Form(description="Optional narrower scope the user chose")] = None,
-    ) -> Response:
+    async def confirm_consent(request: Request) -> Response:
         """The user's decision: 303 to the client's redirect URI with a code or ``access_denied``."""
         await ctx.limit("consent", request)
         secret = ctx.browser_secret(request)
@@ -88,32 +86,30 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
             scope = single(form, "scope")
             if not request_id or not csrf_token:
                 raise AuthorizationFailed(InvalidRequest("request_id and csrf_token are required"))
+            checked = await ctx.server.check_consent_form(request_id, secret, csrf_token)
             if decision == "deny":
-                location = await ctx.server.deny(request_id, browser_secret=secret, form_token=csrf_token)
-                return RedirectResponse(location, status_code=303)
+                return RedirectResponse(await ctx.server.deny(checked), status_code=303)
             if decision != "approve":
                 raise AuthorizationFailed(InvalidRequest("decision must be 'approve' or 'deny'"))
-            consent_request = await ctx.server.get_consent_request(request_id)
-            if secret is None or not consent.is_bound_to(consent_request.pending, request_id, secret, csrf_token):
-                raise AuthorizationFailed(ConsentForbidden("the consent form is not valid for this browser"))
-            user = await ctx.get_user(request) if ctx.get_user else None
-            if not user:
-                return render_consent(ctx, consent_request, secret, None,
+            user = await ctx.current_user(request)
+            if not user or secret is None:
+                return render_consent(ctx, checked.request, secret or "", None,
                                       error="Sign in to approve this request.", status_code=401)
-            selected = scope.split() if scope is not None else None
             location = await ctx.server.approve(
-                request_id, user, browser_secret=secret, form_token=csrf_token,
-                allowed_scopes=await ctx.allowed_scopes(user), selected_scopes=selected,
+                checked, user, allowed_scopes=await ctx.allowed_scopes(user),
+                selected_scopes=scope.split() if scope is not None else None,
             )
             return RedirectResponse(location, status_code=303)
         except InvalidRequest as exc:
-            return failure_response(ctx, AuthorizationFailed(exc))
+            return failure_response(ctx.server, ctx.templates, AuthorizationFailed(exc))
         except AuthorizationFailed as failure:
-            return failure_response(ctx, failure)
+            return failure_response(ctx.server, ctx.templates, failure)
 
     router.add_api_route(ctx.consent_path, consent_page, methods=["GET"], tags=["consent"],
                          summary="Consent page", response_class=HTMLResponse,
-                         responses={**json_errors(*COMMON_ERRORS), **html_errors(303, 400, 403)})
+                         responses={**json_errors(*COMMON_ERRORS), **html_errors(303, 400, 403)},
+                         openapi_extra=query({"request_id": None}, required=("request_id",)))
     router.add_api_route(ctx.consent_path, confirm_consent, methods=["POST"], tags=["consent"],
                          summary="Consent confirm handler", response_class=RedirectResponse, status_code=303,
-                         responses={**json_errors(400, *COMMON_ERRORS), **html_errors(400, 401, 403)})
+                         responses={**json_errors(400, *COMMON_ERRORS), **html_errors(400, 401, 403)},
+                         openapi_extra=CONSENT_FORM)

@@ -1,0 +1,1 @@
+"""Adapters from our rules to other libraries' interfaces. Each imports its library; the core never does."""
