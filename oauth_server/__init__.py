@@ -6,10 +6,8 @@ checks, the MCP SDK adapter ``OAuthServer``) and the SQL model (an optional extr
 on first use.
 """
 
-from __future__ import annotations
-
 import importlib
-from typing import TYPE_CHECKING
+import typing
 
 from oauth_server.errors import OAuthError, StorageUnavailable
 from oauth_server.model.base import OAuthServerModel
@@ -18,7 +16,7 @@ from oauth_server.records import AccessToken, AuthorizationCode, Client, Grant, 
 from oauth_server.server import AuthorizationServer
 from oauth_server.settings import OAuthServerSettings
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from oauth_server.integrations.mcp_sdk import OAuthServer
     from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
     from oauth_server.web.bearer import BearerAuthMiddleware, require_bearer_auth

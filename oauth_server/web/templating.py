@@ -27,8 +27,8 @@ class Templates:
     def __init__(self, directory: str | Path | None = None) -> None:
         loaders = [FileSystemLoader(str(directory))] if directory else []
         loaders.append(FileSystemLoader(str(PACKAGE_TEMPLATES)))
-        # Loaded once: checking every template file's mtime on each render cost 5% of a flow.
-        # Restart the app to see an edited template.
+        # Loaded once, never re-checked: a stat of every template file on each render is a cost
+        # on the consent hot path (bench/README.md). Restart the app to see an edited template.
         self.env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape(default=True),
                                auto_reload=False)
 
