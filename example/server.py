@@ -3,8 +3,8 @@
 One FastAPI app holds both roles a small deployment needs: the authorization server
 (``mcp_auth_router``: metadata, registration, authorize, the sign-in + consent page, token,
 revoke) and the MCP server it protects (the MCP SDK's ``MCPServer`` over streamable HTTP at
-``/mcp``, behind ``BearerAuthMiddleware``). Settings come from the environment, see
-``example.settings.ExampleSettings.from_env``.
+exactly ``/mcp``, behind ``BearerAuthMiddleware``; every other unknown path is a plain 404).
+Settings come from the environment, see ``example.settings.ExampleSettings.from_env``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import uvicorn
 from fastapi import FastAPI
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.routing import Route
 
 from example.database import make_model, prepare_database
 from example.settings import ExampleSettings
@@ -108,11 +109,33 @@ def create_app(settings: ExampleSettings) -> FastAPI:
         templates_directory=TEMPLATES,
         rate_limits=RateLimits() if settings.rate_limit else RateLimits.disabled(),
     ))
-    # Mounted last: every path not matched above goes to the MCP app, which serves only /mcp.
-    app.mount("/", BearerAuthMiddleware(mcp_app, server, ["mcp:tools"]))
+    # Only the MCP endpoint needs a token; any other unknown path is a 404, not a Bearer
+    # challenge for a resource that does not exist. A route (not a mount) leaves the path the
+    # MCP app sees at /mcp, where its own route is, and takes every method without a redirect:
+    # SDK clients use exactly the resource URL {PUBLIC_URL}/mcp, the identifier RFC 9728 §3.3
+    # compares as it is. /mcp/ is another URL and gets the app-wide trailing-slash redirect.
+    app.router.routes.append(Route("/mcp", BearerAuthMiddleware(mcp_app, server, ["mcp:tools"])))
     app.state.oauth_server = server
     app.state.settings = settings
     return app
+
+
+def startup_banner(settings: ExampleSettings) -> str:
+    """What ``main`` prints at start: where to connect and who may sign in.
+
+    The demo password is shown only while it is the built-in default, which the README prints
+    anyway; a password the operator chose with ``DEMO_PASSWORD`` is a secret and stays out of
+    the terminal and of whatever collects its output (design.md: never log a credential).
+    """
+    if settings.demo_password == ExampleSettings().demo_password:
+        admin = f"{settings.demo_username}/{settings.demo_password}"
+    else:
+        admin = f"{settings.demo_username} (password from DEMO_PASSWORD)"
+    return "\n".join([
+        f"Listening on http://{settings.host}:{settings.port}",
+        f"Issuer: {settings.issuer_url}   MCP endpoint: {settings.resource_url}",
+        f"Demo users: {admin} (admin), guest/guest (guest)",
+    ])
 
 
 def main() -> None:
@@ -121,9 +144,7 @@ def main() -> None:
     # alembic announces each of its plugins at INFO; the migrations it runs are worth seeing, those are not.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     app = create_app(settings)
-    print(f"Listening on http://{settings.host}:{settings.port}", flush=True)
-    print(f"Issuer: {settings.issuer_url}   MCP endpoint: {settings.resource_url}", flush=True)
-    print(f"Demo users: {settings.demo_username}/{settings.demo_password} (admin), guest/guest (guest)", flush=True)
+    print(startup_banner(settings), flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                 access_log=settings.access_log)
 

@@ -174,7 +174,8 @@ def test_server_and_client_as_commands(tmp_path: Path) -> None:
         output, _ = server.communicate(timeout=10)
     assert f"Listening on http://127.0.0.1:{port}" in output
     assert f"Issuer: http://localhost:{port}" in output
-    assert "demo/s3cret" in output
+    assert "s3cret" not in output, "a password chosen with DEMO_PASSWORD is never printed"
+    assert "Demo users: demo (password from DEMO_PASSWORD) (admin)" in output
 
 
 def test_example_settings_read_every_variable_from_the_environment() -> None:

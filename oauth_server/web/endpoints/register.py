@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from oauth_server import json_input
 from oauth_server.errors import InvalidClientMetadata
-from oauth_server.web.context import RouterContext
-from oauth_server.web.errors import COMMON_ERRORS, NO_STORE, json_errors
+from oauth_server.web.context import MAX_BODY_BYTES, RouterContext
+from oauth_server.web.errors import NO_STORE
+from oauth_server.web.openapi import COMMON_ERRORS, json_errors
 
 REGISTRATION_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -47,11 +48,9 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
         if content_type != "application/json":
             raise InvalidClientMetadata("the request body must be application/json")
         try:
-            metadata = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidClientMetadata("the request body is not valid JSON") from None
-        if not isinstance(metadata, dict):
-            raise InvalidClientMetadata("the request body must be a JSON object")
+            metadata = json_input.load_object(await request.body(), max_bytes=MAX_BODY_BYTES)
+        except json_input.JSONInputError as exc:
+            raise InvalidClientMetadata(str(exc)) from None
         info = await ctx.server.register(metadata)
         return JSONResponse(info, status_code=201, headers=NO_STORE)
 
