@@ -104,8 +104,9 @@ def _names(document: dict[str, Any], kinds: tuple[str, ...]) -> list[str]:
 
 def markdown(document: dict[str, Any]) -> str:
     meta, config, summary = document["meta"], document["config"], document["summary"]
-    servers = _names(document, ("ours", "peer", "ceiling"))
+    servers = _names(document, ("ours", "baseline", "peer", "ceiling"))
     ours = _names(document, ("ours",))
+    baselines = _names(document, ("baseline",))
     peers = _names(document, ("peer", "ceiling"))
     tests = [t for t in TESTS if t in config["tests"]]
     lines: list[str] = []
@@ -149,6 +150,19 @@ def markdown(document: dict[str, Any]) -> str:
                     cells = [_ratio(summary[a].get(t, {}).get(key), summary[b].get(t, {}).get(key)) for t in tests]
                     add(f"| {a} ÷ {b} | " + " | ".join(cells) + " |")
             add("")
+    if baselines:
+        add("## Now ÷ baseline (the same server at an earlier commit, same run)")
+        add("")
+        add("| ratio | " + " | ".join(TEST_TITLES[t].split(". ", 1)[0] + ". " + t for t in tests) + " |")
+        add("|---|" + "---:|" * len(tests))
+        for then in baselines:
+            now = then.split("@", 1)[0]
+            if now not in summary:
+                continue
+            for key, what in (("ops_per_s", "throughput"), ("ops_per_cpu_s", "per CPU-s")):
+                cells = [_ratio(summary[now].get(t, {}).get(key), summary[then].get(t, {}).get(key)) for t in tests]
+                add(f"| {now} ÷ {then} ({what}) | " + " | ".join(cells) + " |")
+        add("")
     for test in tests:
         rows = [n for n in servers if test in summary[n]]
         if not rows:

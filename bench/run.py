@@ -28,7 +28,20 @@ from typing import Any
 
 from bench import report
 from bench.driver import TESTS
-from bench.servers import ALL, BENCH, PEERS, ROOT, Running, Server, check, drop_database, install_peer, pin
+from bench.servers import (
+    ALL,
+    BENCH,
+    PEERS,
+    ROOT,
+    Running,
+    Server,
+    baseline,
+    check,
+    drop_database,
+    install_peer,
+    pin,
+    worktree,
+)
 
 SERVER_CORE, DRIVER_CORE = 1, 0
 
@@ -48,6 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", default=None, help="report file stem (default 'latest', smoke: 'smoke')")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and driver to separate cores")
     parser.add_argument("--no-install", action="store_true", help="do not run npm ci for the node peer")
+    parser.add_argument("--baseline", default=None, metavar="REV",
+                        help="also run each selected ours-* server as it was at git commit REV (from a worktree), "
+                             "interleaved, and report now ÷ then")
     args = parser.parse_args(argv)
     smoke = args.smoke
     args.rounds = args.rounds or (1 if smoke else 3)
@@ -141,8 +157,16 @@ def uvicorn_stack() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        servers = select_servers(args.servers)
+        if args.baseline:
+            rev, root = stack.enter_context(worktree(args.baseline))
+            servers += [check(baseline(s, rev, root)) for s in list(servers) if s.kind == "ours"]
+        return run(args, servers)
+
+
+def run(args: argparse.Namespace, servers: list[Server]) -> int:
     tests = [t for t in args.tests.split(",") if t]
-    servers = select_servers(args.servers)
     for s in servers:
         if not s.available:
             print(f"[bench] skipping {s.name}: {s.reason}", file=sys.stderr)
@@ -175,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"driver CPU {r.get('driver_cpu_pct') or 0:5.1f}%", file=sys.stderr, flush=True)
             rounds.append(results)
     finally:
-        if any(s.name == "ours-postgres" for s in active):
+        if any(s.base_name == "ours-postgres" for s in active):
             drop_database()
     document = {
         "meta": {

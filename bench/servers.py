@@ -40,17 +40,28 @@ class Server:
     reason: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def base_name(self) -> str:
+        """``ours-memory`` for ``ours-memory@2f5263d`` (a baseline: the same server at another commit)."""
+        return self.name.split("@", 1)[0]
+
+    @property
+    def root(self) -> Path:
+        """The source tree the server runs from: this checkout, or a baseline's git worktree."""
+        return Path(self.extra["root"]) if "root" in self.extra else ROOT
+
     def command(self, port: int, workdir: Path) -> tuple[list[str], Path, dict[str, str]]:
         """argv, cwd and extra environment for one start on ``port``."""
         py = [sys.executable, "-m"]
-        if self.name == "ours-memory":
-            return [*py, "bench.apps.ours", "--port", str(port), "--model", "memory"], ROOT, {}
-        if self.name == "ours-sqlite":
+        root = self.root
+        if self.base_name == "ours-memory":
+            return [*py, "bench.apps.ours", "--port", str(port), "--model", "memory"], root, {}
+        if self.base_name == "ours-sqlite":
             url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-            return [*py, "bench.apps.ours", "--port", str(port), "--model", "sqlite", "--db-url", url], ROOT, {}
-        if self.name == "ours-postgres":
+            return [*py, "bench.apps.ours", "--port", str(port), "--model", "sqlite", "--db-url", url], root, {}
+        if self.base_name == "ours-postgres":
             url = self.extra.get("db_url") or f"postgresql+asyncpg://{_pg_netloc()}/{PG_DATABASE}"
-            return [*py, "bench.apps.ours", "--port", str(port), "--model", "postgres", "--db-url", url], ROOT, {}
+            return [*py, "bench.apps.ours", "--port", str(port), "--model", "postgres", "--db-url", url], root, {}
         if self.name == "mcp-sdk":
             return [*py, "bench.apps.sdk", "--port", str(port)], ROOT, {}
         if self.name == "starlette":
@@ -66,7 +77,7 @@ class Server:
     def prepared(self) -> Iterator[Path]:
         """A fresh store for one start: a temp directory (SQLite file), a new Postgres database."""
         with tempfile.TemporaryDirectory(prefix=f"bench-{self.name}-") as tmp:
-            if self.name == "ours-postgres" and "db_url" not in self.extra:  # bench.scale keeps its own
+            if self.base_name == "ours-postgres" and "db_url" not in self.extra:  # bench.scale keeps its own
                 asyncio.run(_recreate_database())
             yield Path(tmp)
 
@@ -84,6 +95,26 @@ ALL = [
     Server("fastapi", "ceiling", "none",
            "bare FastAPI hello JSON on uvicorn, shaped as ours (the framework's ceiling)"),
 ]
+
+
+def baseline(server: Server, rev: str, root: Path) -> Server:
+    """``server`` as it was at commit ``rev``, run from the git worktree ``root`` (same venv)."""
+    return Server(f"{server.name}@{rev}", "baseline", server.adapter, f"{server.description}, at {rev}",
+                  extra={**server.extra, "root": str(root)})
+
+
+@contextlib.contextmanager
+def worktree(rev: str) -> Iterator[tuple[str, Path]]:
+    """A detached git worktree of ``rev`` (its short hash and path), removed afterwards."""
+    short = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix=f"bench-baseline-{short}-") as tmp:
+        path = Path(tmp) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(path), short], cwd=ROOT, check=True)
+        try:
+            yield short, path
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=False)
 
 
 def _pg_netloc() -> str:
@@ -117,15 +148,15 @@ def check(server: Server) -> Server:
         server.available, server.reason = False, reason
         return server
 
-    if server.name in ("ours-sqlite", "ours-postgres"):
+    if server.base_name in ("ours-sqlite", "ours-postgres"):
         try:
             module = importlib.import_module("oauth_server.model.sqlalchemy")
             module.SQLAlchemyOAuthServerModel  # noqa: B018 - the attribute is the check
         except Exception as exc:  # noqa: BLE001
             return off(f"SQL model not importable ({type(exc).__name__}: {exc})")
-        if server.name == "ours-sqlite" and importlib.util.find_spec("aiosqlite") is None:
+        if server.base_name == "ours-sqlite" and importlib.util.find_spec("aiosqlite") is None:
             return off("aiosqlite is not installed")
-        if server.name == "ours-postgres":
+        if server.base_name == "ours-postgres":
             if importlib.util.find_spec("asyncpg") is None:
                 return off("asyncpg is not installed")
             try:
@@ -169,7 +200,7 @@ class Running:
         argv, cwd, env = server.command(self.port, workdir)
         self.log_path = workdir / "server.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        environment = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        environment = {**os.environ, **env, "PYTHONPATH": str(server.root)}
         # taskset execs the server, so the pid is the server's own (for /proc CPU accounting).
         self.process = subprocess.Popen([*pin(core), *argv], cwd=cwd, env=environment,
                                         stdout=self.log, stderr=subprocess.STDOUT)

@@ -25,8 +25,7 @@ from example.database import make_model, prepare_database
 from example.settings import ExampleSettings
 from example.tools import build_mcp_server
 from example.users import ALL_SCOPES, UserStore
-from oauth_server import BearerAuthMiddleware, OAuthServer, mcp_auth_router
-from oauth_server.web.limits import RateLimits
+from oauth_server import BearerAuthMiddleware, OAuthServer, OAuthServerSettings, RateLimits, mcp_auth_router
 
 logger = logging.getLogger("example")
 
@@ -67,17 +66,16 @@ async def purge_periodically(server: OAuthServer, interval: float) -> None:
 def create_app(settings: ExampleSettings) -> FastAPI:
     """The whole example as an ASGI app (the tests run it under uvicorn on a free port)."""
     model = make_model(settings.database_url)
-    server = OAuthServer(
-        model=model,
+    server = OAuthServer(model, OAuthServerSettings(
         issuer_url=settings.issuer_url,
         resource_server_url=settings.resource_url,
         authorization_url=f"{settings.public_url}/consent",
         scopes_supported=ALL_SCOPES,
         # A client that asks for nothing gets the basic scope, not every scope there is.
-        default_scopes=["mcp:tools"],
+        default_scopes=("mcp:tools",),
         access_token_lifetime=settings.access_token_lifetime,
         resource_name="oauth_server example MCP server",
-    )
+    ))
     users = UserStore.demo(settings.demo_username, settings.demo_password)
     mcp = build_mcp_server()
     mcp_app = mcp.streamable_http_app(streamable_http_path="/mcp", transport_security=transport_security(settings))
