@@ -30,6 +30,14 @@ MAX_DEPTH_LIMIT = 256
 # is repeated back to the client only when it is a plain token.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
+# RFC 8259 §8.2: a "\uD800" escape without its pair decodes to a lone surrogate, which is no
+# Unicode character: UTF-8 cannot encode it, so it would fail later (storing it in a database)
+# instead of here. An escaped backslash is removed before looking, so "\\uD800" is text.
+_LONE_SURROGATE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
 _NOT_QUOTES_OR_BRACKETS = bytes(b for b in range(256) if b not in b'"[]{}')
 # Nesting depth does not depend on which kind of bracket opens a level; a mismatched pair is
 # invalid JSON that json.loads refuses where it occurs.
@@ -46,7 +54,8 @@ def loads(raw: bytes | str, *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPT
     Refused with ``JSONInputError``:
 
     - more than ``max_bytes`` bytes of UTF-8 (RFC 8259 §9: size limits);
-    - not UTF-8 (RFC 8259 §8.1: JSON exchanged between systems MUST be UTF-8);
+    - not UTF-8 (RFC 8259 §8.1: JSON exchanged between systems MUST be UTF-8), including a
+      ``\\u`` escape of a lone surrogate (RFC 8259 §8.2);
     - nested deeper than ``max_depth`` arrays and objects (RFC 8259 §9), checked before parsing;
     - ``NaN``, ``Infinity``, ``-Infinity`` and numbers beyond a double's range (RFC 8259 §6: not
       permitted, and §9 lets an implementation limit the range of numbers);
@@ -77,6 +86,8 @@ def loads(raw: bytes | str, *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEPT
     problem = _depth_error(data, max_depth)
     if problem is not None:
         raise problem
+    if "\\u" in text and _LONE_SURROGATE.search(text.replace("\\\\", "")):
+        raise JSONInputError("the JSON document escapes a lone surrogate, which is not a character")
     try:
         return json.loads(text, object_pairs_hook=_unique_members, parse_constant=_refuse_constant,
                           parse_float=_finite_float)
