@@ -23,7 +23,7 @@ run: $(STAMP)
 
 migrate: $(STAMP) postgres
 	$(BIN)/python scripts/create_database.py '$(DATABASE_URL)'
-	$(BIN)/alembic -x url='$(DATABASE_URL)' upgrade head
+	$(BIN)/python -m oauth_server.migrate upgrade --url '$(DATABASE_URL)'
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -1,9 +1,13 @@
 """Alembic environment for oauth_server's tables, on an async engine.
 
-The database URL is, in order: ``alembic -x url=...``, the ``DATABASE_URL`` environment
-variable, ``sqlalchemy.url`` in alembic.ini. Only tables named ``oauth_*`` are compared by
-autogenerate, and the history lives in ``oauth_server_alembic_version``, so these migrations can
-share a database with the application's own.
+The database URL is, in order: ``alembic -x url=...`` (what ``python -m oauth_server.migrate``
+passes), the ``DATABASE_URL`` environment variable, ``sqlalchemy.url`` in alembic.ini. Only
+tables named ``oauth_*`` are compared by autogenerate, and the history lives in
+``oauth_server_alembic_version``, so these migrations can share a database with the
+application's own.
+
+This directory is the repository's ``migrations/`` and, in the wheel, ``oauth_server/migrations``
+(pyproject.toml maps one onto the other), so the package can migrate without alembic.ini.
 
 A caller may pass an open (sync) connection as ``config.attributes["connection"]`` to migrate
 on it, e.g. from inside ``AsyncConnection.run_sync``.
@@ -23,9 +27,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.types import TypeDecorator
 
+from oauth_server.migrate import VERSION_TABLE
 from oauth_server.model.sqlalchemy.tables import metadata
 
-VERSION_TABLE = "oauth_server_alembic_version"
 config = context.config
 
 # The CLI logs per alembic.ini; inside an application (or pytest) its logging is left alone.
