@@ -10,6 +10,11 @@ Why these choices:
   across databases, order-preserving, and safe for values that contain spaces.
 * Indexes: ``grant_id`` (a replayed code or reused refresh token revokes the grant in one
   step, RFC 9700 §4.14.2) and ``expires_at`` (``purge_expired`` deletes in bounded batches).
+  Grants also by ``subject`` (a user's connected apps) and ``client_id`` (an operator's view
+  of one client).
+* A grant's row is the lock that orders revocation and issuance: revocation updates it first
+  (``revoked_at``), issuance reads it ``FOR SHARE`` in the statement that inserts (see
+  ``model.py``). It carries no foreign key either.
 * No foreign keys: the reference model purges clients independently of their tokens, and
   tokens are always looked up on their own; a constraint would only add write cost.
 
@@ -99,6 +104,21 @@ pending_authorizations = Table(
     Column("state", Text),
     _epoch("expires_at", index=True),
     _digest("browser_digest", nullable=True),
+)
+
+grants = Table(
+    "oauth_grants",
+    metadata,
+    Column("grant_id", String(64), primary_key=True),
+    Column("client_id", Text, nullable=False, index=True),
+    Column("subject", Text, nullable=False, index=True),
+    Column("scopes", StringTuple, nullable=False),
+    Column("resource", Text, nullable=False),
+    _epoch("created_at"),
+    # Kept, revoked or not, until no credential of the grant can be live; then purged.
+    _epoch("expires_at", index=True),
+    # RFC 9700 §4.5 / §4.14.2: set once by revoke_grant; issuance checks it atomically.
+    _epoch("revoked_at", nullable=True),
 )
 
 authorization_codes = Table(
