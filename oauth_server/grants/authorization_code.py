@@ -26,7 +26,7 @@ async def consume(model: OAuthServerModel, code: str, now: int) -> Authorization
         replayed = await model.get_authorization_code(code_digest)
         if replayed is not None:
             logger.warning("authorization code replayed; revoking grant %s", replayed.grant_id)
-            await model.revoke_grant(replayed.grant_id)
+            await model.revoke_grant(replayed.grant_id, now)
         raise InvalidGrant("authorization code is invalid, expired or already used")
     return record
 
@@ -63,7 +63,11 @@ async def redeem(
 
 
 async def issue_for_code(ctx: GrantContext, record: AuthorizationCode) -> Issuance:
-    """The first tokens of the code's grant; its absolute lifetime starts now (RFC 9700 §4.14.2)."""
+    """The first tokens of the code's grant; its absolute lifetime starts now (RFC 9700 §4.14.2).
+
+    A replay of the code running concurrently may revoke the grant before these tokens are
+    stored: the model then stores nothing, and this redemption fails too (RFC 9700 §4.5).
+    """
     issuance = mint(
         ctx,
         grant_id=record.grant_id,
@@ -73,5 +77,7 @@ async def issue_for_code(ctx: GrantContext, record: AuthorizationCode) -> Issuan
         resource=record.resource,
         grant_expires_at=ctx.now + ctx.settings.refresh_token_absolute_lifetime,
     )
-    await ctx.model.save_tokens(issuance.access, issuance.refresh)
+    if not await ctx.model.save_tokens(issuance.access, issuance.refresh):
+        logger.warning("grant %s was revoked before its tokens were stored", record.grant_id)
+        raise InvalidGrant("the grant was revoked")
     return issuance

@@ -27,7 +27,7 @@ async def load(ctx: GrantContext, refresh_token: str) -> RefreshToken:
     if record.rotated_at is not None:
         # RFC 9700 §4.14.2: reuse of a rotated refresh token means one party has a stolen copy.
         logger.warning("rotated refresh token reused; revoking grant %s", record.grant_id)
-        await ctx.model.revoke_grant(record.grant_id)
+        await ctx.model.revoke_grant(record.grant_id, ctx.now)
         raise InvalidGrant("refresh token was already used")
     if record.expires_at <= ctx.now or record.grant_expires_at <= ctx.now:
         raise InvalidGrant("refresh token has expired")
@@ -55,9 +55,13 @@ async def rotate(ctx: GrantContext, record: RefreshToken, scopes: tuple[str, ...
     if issuance.refresh is None:
         raise InvalidGrant("refresh token has reached the end of its grant")
     if not await ctx.model.rotate_refresh_token(record.token_digest, ctx.now, issuance.access, issuance.refresh):
-        # Lost a race with a concurrent refresh of the same token: that is reuse too.
+        # Either a concurrent refresh rotated the token first (reuse too), or the grant was
+        # revoked meanwhile (its tokens are gone): only the first is news worth a revocation.
+        current = await ctx.model.get_refresh_token(record.token_digest)
+        if current is None or current.rotated_at is None:
+            raise InvalidGrant("refresh token is invalid, expired or revoked")
         logger.warning("concurrent reuse of a refresh token; revoking grant %s", record.grant_id)
-        await ctx.model.revoke_grant(record.grant_id)
+        await ctx.model.revoke_grant(record.grant_id, ctx.now)
         raise InvalidGrant("refresh token was already used")
     return issuance
 

@@ -2,20 +2,38 @@
 
 Rules every implementation keeps (the contract suite in ``tests/model/test_contract.py`` checks
 them): credentials arrive already hashed and are looked up by digest; ``consume_*`` and
-``rotate_*`` are atomic and single-use even under concurrency; revoking a grant removes every
-code and token that carries its ``grant_id`` in one step; ``get_*`` may return expired records
-(the server checks expiry against its own clock) and returns None for unknown keys.
+``rotate_*`` are atomic and single-use even under concurrency; ``get_*`` may return expired
+records (the server checks expiry against its own clock) and returns None for unknown keys.
+
+Every code and token belongs to a ``Grant``. Revoking a grant marks it and removes every code
+and token of it; issuing tokens checks the mark in the same atomic step as it stores them. So
+"revoked" wins under any interleaving of a revocation with an issuance, in one process or many
+(RFC 9700 §4.5: a replayed code, §4.14.2: a reused refresh token). Checking the mark first and
+storing afterwards would not do: a revocation committed in between leaves live tokens behind.
+
+An outage (the database unreachable, overloaded, shutting down) is raised as
+``StorageUnavailable`` and nothing else is: the server answers it 503. Any other exception
+propagates and is answered 500, with its traceback in the log.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
-from oauth_server.records import AccessToken, AuthorizationCode, Client, PendingAuthorization, RefreshToken
+from oauth_server.records import AccessToken, AuthorizationCode, Client, Grant, PendingAuthorization, RefreshToken
 
 
 class OAuthServerModel(ABC):
     """Abstract storage. Times are epoch seconds; ``now`` always comes from the server's clock."""
+
+    def use_clock(self, clock: Callable[[], float]) -> None:  # noqa: B027 - optional hook, not abstract
+        """The server hands its clock to the model at construction.
+
+        A model that decides expiry on its own (the memory model purges as it writes) uses this
+        clock, so a test's frozen clock holds for the model too. A model that only receives
+        ``now`` arguments can ignore it.
+        """
 
     # -- clients (RFC 7591) ---------------------------------------------------------------
     @abstractmethod
@@ -40,9 +58,15 @@ class OAuthServerModel(ABC):
     async def consume_pending_authorization(self, request_digest: str) -> PendingAuthorization | None:
         """Remove and return the pending request; exactly one concurrent caller gets it."""
 
-    # -- authorization codes --------------------------------------------------------------
+    # -- grants and authorization codes ---------------------------------------------------
     @abstractmethod
-    async def save_authorization_code(self, code: AuthorizationCode) -> None: ...
+    async def save_authorization_code(self, code: AuthorizationCode, grant: Grant) -> None:
+        """Store a new grant and its first code together, when the user approves.
+
+        All or nothing: one statement, or one transaction. ``grant.grant_id`` is new
+        (server-generated) and equals ``code.grant_id``. The grant is kept, revoked or not,
+        until ``grant.expires_at``, when no credential of it can be live any more.
+        """
 
     @abstractmethod
     async def get_authorization_code(self, code_digest: str) -> AuthorizationCode | None:
@@ -57,8 +81,15 @@ class OAuthServerModel(ABC):
 
     # -- tokens ---------------------------------------------------------------------------
     @abstractmethod
-    async def save_tokens(self, access: AccessToken, refresh: RefreshToken | None) -> None:
-        """Store the tokens of one issuance together (one transaction)."""
+    async def save_tokens(self, access: AccessToken, refresh: RefreshToken | None) -> bool:
+        """Store the tokens of one issuance, if their grant exists and is not revoked.
+
+        The check and the insert are one atomic step (one statement, or one transaction that
+        a concurrent ``revoke_grant`` cannot interleave with): either the tokens are stored
+        before the revocation, which then removes them, or the revocation came first and
+        nothing is stored. Returns True if stored; False, storing nothing, if the grant
+        (``access.grant_id``; a refresh token has the same) is revoked or unknown.
+        """
 
     @abstractmethod
     async def get_access_token(self, token_digest: str) -> AccessToken | None: ...
@@ -73,24 +104,33 @@ class OAuthServerModel(ABC):
     ) -> bool:
         """Mark ``old_digest`` rotated and store the new pair, atomically.
 
-        Returns False (storing nothing) if the old token was already rotated or is gone: of
-        any number of concurrent callers, exactly one succeeds.
+        Returns False, storing nothing and leaving the old token as it was, if the old token
+        was already rotated or is gone, or if its grant is revoked or unknown: of any number of
+        concurrent callers, exactly one succeeds, and none after (or racing) ``revoke_grant``
+        leaves tokens behind, as for ``save_tokens``.
         """
 
     @abstractmethod
-    async def revoke_access_token(self, token_digest: str) -> None: ...
+    async def revoke_grant(self, grant_id: str, now: int) -> None:
+        """End the grant: mark it revoked at ``now`` and remove every code and token of it.
 
-    @abstractmethod
-    async def revoke_grant(self, grant_id: str) -> None:
-        """Remove every code, access token and refresh token of the grant."""
+        After this returns, no code or token of the grant exists, and ``save_tokens`` and
+        ``rotate_refresh_token`` for it store nothing, whatever ran concurrently, in this
+        process or another. A grant already revoked keeps its first ``revoked_at``; an unknown
+        ``grant_id`` is a no-op (no tombstone: a grant is stored before any credential of it,
+        so nothing can be issued for a grant that does not exist, and a tombstone would have
+        no expiry to be purged by). Concurrent revocations of one grant must not fail
+        (no deadlock between them).
+        """
 
     # -- housekeeping ---------------------------------------------------------------------
     @abstractmethod
     async def purge_expired(self, now: int, batch: int = 1000) -> int:
         """Delete up to ``batch`` expired records of each kind; return how many went.
 
-        Consumed codes and rotated refresh tokens are kept until they expire, so that replay
-        is still detected while they could have been valid.
+        Expired means ``expires_at <= now`` (for grants too, revoked or not; for clients, an
+        expired secret). Consumed codes and rotated refresh tokens are kept until they expire,
+        so that replay is still detected while they could have been valid.
         """
 
     async def close(self) -> None:  # noqa: B027 - optional hook, not abstract

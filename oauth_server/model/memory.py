@@ -1,7 +1,9 @@
 """In-memory model: the reference behaviour, for tests, development and single-process servers.
 
 Atomicity comes from asyncio: no method awaits between reading and writing, so each verb runs
-as one step on the event loop. Memory stays bounded: expired records are purged as writes
+as one step on the event loop; a revocation and an issuance can therefore never interleave, and
+whichever runs first decides (a revoked grant stores nothing; tokens stored first are removed
+by the revocation). Memory stays bounded: expired records are purged as writes
 happen, and the number of live records of each kind is capped. A heap ordered by expiry finds
 the expired records, so a purge costs what it removes (a scan of every record, as before, paused
 the server for about a second per million records).
@@ -13,13 +15,14 @@ import dataclasses
 import heapq
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
-from oauth_server.errors import TemporarilyUnavailable
+from oauth_server.errors import StorageUnavailable
 from oauth_server.model.base import OAuthServerModel
-from oauth_server.records import AccessToken, AuthorizationCode, Client, PendingAuthorization, RefreshToken
+from oauth_server.records import AccessToken, AuthorizationCode, Client, Grant, PendingAuthorization, RefreshToken
 
 #: Store numbers in ``MemoryOAuthServerModel._stores``.
-PENDING, CODES, ACCESS_TOKENS, REFRESH_TOKENS, CLIENTS = range(5)
+PENDING, CODES, ACCESS_TOKENS, REFRESH_TOKENS, CLIENTS, GRANTS = range(6)
 
 
 def _expires_at(record: object) -> int | None:
@@ -30,28 +33,41 @@ def _expires_at(record: object) -> int | None:
 
 
 class MemoryOAuthServerModel(OAuthServerModel):
-    """Dictionaries keyed by digest, plus a grant index so revoking a grant is one step."""
+    """Dictionaries keyed by digest, plus a grant index so revoking a grant is one step.
+
+    At ``max_records`` live records (after purging what has expired) a write raises
+    ``StorageUnavailable``: full memory is an outage of this store, answered 503.
+    """
 
     def __init__(self, *, max_records: int = 1_000_000, purge_every: int = 1000) -> None:
         self.max_records = max_records
         self.purge_every = purge_every
         self.clients: dict[str, Client] = {}
         self.pending: dict[str, PendingAuthorization] = {}
+        self.grants: dict[str, Grant] = {}
         self.codes: dict[str, AuthorizationCode] = {}
         self.access_tokens: dict[str, AccessToken] = {}
         self.refresh_tokens: dict[str, RefreshToken] = {}
-        self.grants: defaultdict[str, set[str]] = defaultdict(set)
+        #: grant_id -> digests of its codes and tokens.
+        self.credentials: defaultdict[str, set[str]] = defaultdict(set)
+        self._clock: Callable[[], float] = time.time
         self._writes = 0
         # (expires_at, store number in _stores, key): one entry per record written. Entries of
         # records already gone (revoked, consumed) are dropped when they come up, or all at once
         # by _rebuild_expiry when they outnumber the live records.
         self._stores: tuple[dict[str, object], ...] = (
-            self.pending, self.codes, self.access_tokens, self.refresh_tokens, self.clients)  # type: ignore[assignment]
+            self.pending, self.codes, self.access_tokens, self.refresh_tokens, self.clients,  # type: ignore[assignment]
+            self.grants)
         self._expiry: list[tuple[int, int, str]] = []
+
+    def use_clock(self, clock: Callable[[], float]) -> None:
+        """Purges on write use the server's clock, so a frozen test clock holds here too."""
+        self._clock = clock
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _count(self) -> int:
-        return len(self.pending) + len(self.codes) + len(self.access_tokens) + len(self.refresh_tokens)
+        return (len(self.pending) + len(self.codes) + len(self.access_tokens) + len(self.refresh_tokens)
+                + len(self.grants))
 
     def _track(self, store: int, key: str, expires_at: int | None) -> None:
         if expires_at:
@@ -67,11 +83,11 @@ class MemoryOAuthServerModel(OAuthServerModel):
     def _before_write(self) -> None:
         self._writes += 1
         if self._writes % self.purge_every == 0:
-            self._purge(int(time.time()), batch=self.max_records)
+            self._purge(int(self._clock()), batch=self.max_records)
         if self._count() + len(self.clients) >= self.max_records:
-            self._purge(int(time.time()), batch=self.max_records)
+            self._purge(int(self._clock()), batch=self.max_records)
             if self._count() + len(self.clients) >= self.max_records:
-                raise TemporarilyUnavailable("the authorization server is at capacity")
+                raise StorageUnavailable("the memory model is at capacity (max_records)")
 
     # -- clients --------------------------------------------------------------------------
     async def get_client(self, client_id: str) -> Client | None:
@@ -101,12 +117,23 @@ class MemoryOAuthServerModel(OAuthServerModel):
     async def consume_pending_authorization(self, request_digest: str) -> PendingAuthorization | None:
         return self.pending.pop(request_digest, None)
 
-    # -- codes ----------------------------------------------------------------------------
-    async def save_authorization_code(self, code: AuthorizationCode) -> None:
+    # -- grants and codes -----------------------------------------------------------------
+    async def save_authorization_code(self, code: AuthorizationCode, grant: Grant) -> None:
+        if code.grant_id != grant.grant_id:
+            raise ValueError("the code must belong to the grant saved with it")
+        if grant.grant_id in self.grants:
+            # As the primary key does in SQL: a second save must not revive a revoked grant.
+            raise ValueError(f"grant {grant.grant_id} already exists")
         self._before_write()
+        self.grants[grant.grant_id] = grant
+        self._track(GRANTS, grant.grant_id, grant.expires_at)
         self.codes[code.code_digest] = code
-        self.grants[code.grant_id].add(code.code_digest)
+        self.credentials[code.grant_id].add(code.code_digest)
         self._track(CODES, code.code_digest, code.expires_at)
+
+    def _live(self, grant_id: str) -> bool:
+        grant = self.grants.get(grant_id)
+        return grant is not None and grant.revoked_at is None
 
     async def get_authorization_code(self, code_digest: str) -> AuthorizationCode | None:
         return self.codes.get(code_digest)
@@ -119,17 +146,20 @@ class MemoryOAuthServerModel(OAuthServerModel):
         return code
 
     # -- tokens ---------------------------------------------------------------------------
-    async def save_tokens(self, access: AccessToken, refresh: RefreshToken | None) -> None:
-        self._before_write()
+    async def save_tokens(self, access: AccessToken, refresh: RefreshToken | None) -> bool:
+        self._before_write()  # first: its purge may remove the grant if it has expired
+        if not self._live(access.grant_id):
+            return False
         self._store(access, refresh)
+        return True
 
     def _store(self, access: AccessToken, refresh: RefreshToken | None) -> None:
         self.access_tokens[access.token_digest] = access
-        self.grants[access.grant_id].add(access.token_digest)
+        self.credentials[access.grant_id].add(access.token_digest)
         self._track(ACCESS_TOKENS, access.token_digest, access.expires_at)
         if refresh is not None:
             self.refresh_tokens[refresh.token_digest] = refresh
-            self.grants[refresh.grant_id].add(refresh.token_digest)
+            self.credentials[refresh.grant_id].add(refresh.token_digest)
             self._track(REFRESH_TOKENS, refresh.token_digest, refresh.expires_at)
 
     async def get_access_token(self, token_digest: str) -> AccessToken | None:
@@ -141,21 +171,19 @@ class MemoryOAuthServerModel(OAuthServerModel):
     async def rotate_refresh_token(
         self, old_digest: str, now: int, access: AccessToken, refresh: RefreshToken
     ) -> bool:
-        old = self.refresh_tokens.get(old_digest)
-        if old is None or old.rotated_at is not None:
-            return False
         self._before_write()
+        old = self.refresh_tokens.get(old_digest)
+        if old is None or old.rotated_at is not None or not self._live(old.grant_id):
+            return False
         self.refresh_tokens[old_digest] = dataclasses.replace(old, rotated_at=now)
         self._store(access, refresh)
         return True
 
-    async def revoke_access_token(self, token_digest: str) -> None:
-        token = self.access_tokens.pop(token_digest, None)
-        if token is not None:
-            self.grants.get(token.grant_id, set()).discard(token_digest)
-
-    async def revoke_grant(self, grant_id: str) -> None:
-        for key in self.grants.pop(grant_id, set()):
+    async def revoke_grant(self, grant_id: str, now: int) -> None:
+        grant = self.grants.get(grant_id)
+        if grant is not None and grant.revoked_at is None:
+            self.grants[grant_id] = dataclasses.replace(grant, revoked_at=now)  # same expiry: heap entry holds
+        for key in self.credentials.pop(grant_id, set()):
             self.codes.pop(key, None)
             self.access_tokens.pop(key, None)
             self.refresh_tokens.pop(key, None)
@@ -188,13 +216,12 @@ class MemoryOAuthServerModel(OAuthServerModel):
                 continue
             del store[key]
             removed[number] += 1
-            grant_id = getattr(record, "grant_id", None)
-            if grant_id is not None:
-                keys = self.grants.get(grant_id)
+            if isinstance(record, (AuthorizationCode, AccessToken, RefreshToken)):
+                keys = self.credentials.get(record.grant_id)
                 if keys is not None:
                     keys.discard(key)
                     if not keys:
-                        del self.grants[grant_id]
+                        del self.credentials[record.grant_id]
         for entry in over_batch:
             heapq.heappush(heap, entry)
         return sum(removed)

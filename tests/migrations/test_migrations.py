@@ -20,13 +20,15 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from oauth_server.model.sqlalchemy import metadata
+from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel, metadata
+from oauth_server.model.sqlalchemy.tables import access_tokens, authorization_codes, grants, refresh_tokens, to_row
 from tests.model.conftest import fresh_postgres_database
+from tests.model.test_contract import NOW, access, code, refresh
 
 ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC = Path(sys.executable).with_name("alembic")
@@ -124,3 +126,50 @@ async def test_migrations_share_a_database_with_the_application(postgres_databas
             assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == "the_apps_own"
     finally:
         await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'upgraded.db'}"
+        return
+    with fresh_postgres_database() as url:
+        yield url
+
+
+async def test_grants_revision_backfills_the_grants_of_existing_credentials(any_database: str) -> None:
+    """0002 on a database in use: every grant_id with a code or token gets its grant row, so its
+    refresh tokens still rotate and its code still redeems, and revocation still wins."""
+    url = any_database
+    await asyncio.to_thread(alembic, url, "upgrade", "0001")
+    refreshing, redeeming = code("grant-old-1"), code("grant-old-2", expires_at=NOW + 60)
+    old_access = access("grant-old-1", expires_at=NOW + 3600)
+    old_refresh = refresh("grant-old-1", grant_expires_at=NOW + 5000, expires_at=NOW + 4000)
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            for table, record in ((authorization_codes, refreshing), (authorization_codes, redeeming),
+                                  (access_tokens, old_access), (refresh_tokens, old_refresh)):
+                await conn.execute(insert(table), to_row(record))
+        await asyncio.to_thread(alembic, url, "upgrade", "head")
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(grants).order_by(grants.c.grant_id))).mappings().all()
+    finally:
+        await engine.dispose()
+    assert [(row["grant_id"], row["client_id"], row["subject"], row["expires_at"], row["revoked_at"])
+            for row in rows] == [
+        ("grant-old-1", "client-1", "alice", refreshing.expires_at + 7_776_000 + 3600, None),
+        ("grant-old-2", "client-1", "alice", NOW + 60 + 7_776_000 + 3600, None),
+    ]
+
+    model = SQLAlchemyOAuthServerModel(url, access_token_cache_ttl=0)
+    try:
+        assert await model.rotate_refresh_token(old_refresh.token_digest, NOW, access("grant-old-1"),
+                                                 refresh("grant-old-1")) is True
+        assert await model.consume_authorization_code(redeeming.code_digest, NOW) is not None
+        assert await model.save_tokens(access("grant-old-2"), refresh("grant-old-2")) is True
+        await model.revoke_grant("grant-old-1", NOW)
+        assert await model.get_access_token(old_access.token_digest) is None
+        assert await model.save_tokens(access("grant-old-1"), None) is False
+    finally:
+        await model.close()

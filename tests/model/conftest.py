@@ -121,6 +121,18 @@ async def model(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await opened.close()
 
 
+@pytest.fixture
+async def second_process(model: OAuthServerModel) -> AsyncIterator[OAuthServerModel]:
+    """Another model on ``model``'s database, with its own pool (and token cache), standing in for
+    a second server process. The memory model lives in one process: it is its own second."""
+    if not isinstance(model, SQLAlchemyOAuthServerModel):
+        yield model
+        return
+    other = SQLAlchemyOAuthServerModel(model.engine.url.render_as_string(hide_password=False), **POOL)
+    yield other
+    await other.close()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def sql_model(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SQLAlchemyOAuthServerModel]:
     opened = await open_model(request.param, request, tmp_path)

@@ -2,8 +2,9 @@
 
 What the server relies on: records come back exactly as saved; unknown keys give None;
 ``consume_*``, ``bind_*`` and ``rotate_*`` succeed once, also under concurrency (RFC 6749 §10.5,
-RFC 9700 §4.14.2); ``revoke_grant`` ends exactly one grant; ``purge_expired`` removes only
-expired records, at most ``batch`` of each kind per call.
+RFC 9700 §4.14.2); ``revoke_grant`` ends exactly one grant, and nothing is issued into a
+revoked grant; ``purge_expired`` removes only expired records, at most ``batch`` of each kind
+per call. The races between revocation and issuance are in ``test_revocation_races.py``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import asyncio
 import dataclasses
 import secrets
 
+import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
 
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
-from oauth_server.records import AccessToken, AuthorizationCode, Client, PendingAuthorization, RefreshToken
+from oauth_server.records import AccessToken, AuthorizationCode, Client, Grant, PendingAuthorization, RefreshToken
 
 NOW = 1_800_000_000
 CONCURRENCY = 20
@@ -42,6 +45,14 @@ def pending(**changes: object) -> PendingAuthorization:
         request_digest=digest(), client_id="client-1", redirect_uri="http://127.0.0.1:33418/callback",
         redirect_uri_provided_explicitly=True, scopes=("mcp:tools",), code_challenge="c" * 43,
         resource="http://localhost:8000/mcp", state="xyz", expires_at=NOW + 600,
+    )
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+
+
+def grant(grant_id: str = "grant-1", **changes: object) -> Grant:
+    record = Grant(
+        grant_id=grant_id, client_id="client-1", subject="alice", scopes=("mcp:tools", "mcp:prompts"),
+        resource="http://localhost:8000/mcp", created_at=NOW, expires_at=NOW + 90 * 86400,
     )
     return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
 
@@ -73,6 +84,16 @@ def refresh(grant_id: str = "grant-1", **changes: object) -> RefreshToken:
     return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
 
 
+async def open_grant(model: OAuthServerModel, grant_id: str | None = None, *, first_code: AuthorizationCode | None
+                     = None, **changes: object) -> AuthorizationCode:
+    """Approve a new grant (``grant_id`` or a random one) as the server does: the grant with its
+    first code. Returns that code; ``changes`` apply to the grant."""
+    grant_id = first_code.grant_id if first_code is not None else grant_id or f"grant-{secrets.token_hex(8)}"
+    first = first_code or code(grant_id)
+    await model.save_authorization_code(first, grant(grant_id, **changes))
+    return first
+
+
 # -- roundtrips ----------------------------------------------------------------------------------
 async def test_client_roundtrip(model: OAuthServerModel) -> None:
     full, bare = client(), client(client_secret_digest=None, client_secret_expires_at=None, scope=None,
@@ -91,18 +112,30 @@ async def test_pending_roundtrip(model: OAuthServerModel) -> None:
 
 async def test_code_roundtrip(model: OAuthServerModel) -> None:
     record = code()
-    await model.save_authorization_code(record)
+    await model.save_authorization_code(record, grant())
     assert await model.get_authorization_code(record.code_digest) == record
 
 
 async def test_tokens_roundtrip(model: OAuthServerModel) -> None:
+    await open_grant(model, "grant-1")
     pair = access(), refresh(scopes=())
-    await model.save_tokens(*pair)
+    assert await model.save_tokens(*pair) is True
     assert await model.get_access_token(pair[0].token_digest) == pair[0]
     assert await model.get_refresh_token(pair[1].token_digest) == pair[1]
     alone = access()
-    await model.save_tokens(alone, None)
+    assert await model.save_tokens(alone, None) is True
     assert await model.get_access_token(alone.token_digest) == alone
+
+
+async def test_a_grant_is_saved_once_and_only_with_its_own_code(model: OAuthServerModel) -> None:
+    """A second save of a grant id must fail, so it can never bring a revoked grant back."""
+    await open_grant(model, "grant-1")
+    await model.revoke_grant("grant-1", NOW)
+    with pytest.raises((ValueError, IntegrityError)):
+        await model.save_authorization_code(code("grant-1"), grant("grant-1"))
+    with pytest.raises(ValueError):
+        await model.save_authorization_code(code("grant-2"), grant("grant-3"))
+    assert await model.save_tokens(access("grant-1"), None) is False
 
 
 async def test_unknown_keys(model: OAuthServerModel) -> None:
@@ -118,15 +151,22 @@ async def test_unknown_keys(model: OAuthServerModel) -> None:
     new_access, new_refresh = access(), refresh()
     assert await model.rotate_refresh_token(unknown, NOW, new_access, new_refresh) is False
     assert await model.get_access_token(new_access.token_digest) is None
-    await model.revoke_access_token(unknown)
-    await model.revoke_grant(unknown)
+    await model.revoke_grant(unknown, NOW)  # no-op
+
+
+async def test_no_tokens_for_a_grant_never_saved(model: OAuthServerModel) -> None:
+    """Every credential belongs to a stored grant: nothing is issued for an unknown one."""
+    orphan_access, orphan_refresh = access("grant-unknown"), refresh("grant-unknown")
+    assert await model.save_tokens(orphan_access, orphan_refresh) is False
+    assert await model.save_tokens(orphan_access, None) is False
+    assert await model.get_access_token(orphan_access.token_digest) is None
+    assert await model.get_refresh_token(orphan_refresh.token_digest) is None
 
 
 # -- single use ----------------------------------------------------------------------------------
 async def test_code_is_consumed_once(model: OAuthServerModel) -> None:
     """RFC 6749 §10.5: a code is single use; the consumed code stays so a replay is recognised."""
-    record = code()
-    await model.save_authorization_code(record)
+    record = await open_grant(model)
     consumed = await model.consume_authorization_code(record.code_digest, NOW + 5)
     assert consumed is not None
     assert dataclasses.replace(consumed, consumed_at=None) == record
@@ -154,6 +194,7 @@ async def test_pending_is_bound_once(model: OAuthServerModel) -> None:
 
 async def test_refresh_token_rotates_once(model: OAuthServerModel) -> None:
     """RFC 9700 §4.14.2: a rotated refresh token stays, marked, so its reuse is detected."""
+    await open_grant(model, "grant-1")
     old = refresh()
     await model.save_tokens(access(), old)
     new_access, new_refresh = access(), refresh()
@@ -175,13 +216,13 @@ async def test_revoke_grant_removes_that_grant_only(model: OAuthServerModel) -> 
         for grant_id in ("grant-a", "grant-b")
     }
     for grant_code, grant_access, live, rotated in grants.values():
-        await model.save_authorization_code(grant_code)
-        await model.save_tokens(grant_access, live)
-        await model.save_tokens(access(grant_code.grant_id), rotated)
+        await open_grant(model, first_code=grant_code)
+        assert await model.save_tokens(grant_access, live) is True
+        assert await model.save_tokens(access(grant_code.grant_id), rotated) is True
     waiting = pending()
     await model.save_pending_authorization(waiting)
 
-    await model.revoke_grant("grant-a")
+    await model.revoke_grant("grant-a", NOW)
 
     revoked_code, revoked_access, revoked_live, revoked_rotated = grants["grant-a"]
     assert await model.get_authorization_code(revoked_code.code_digest) is None
@@ -196,38 +237,64 @@ async def test_revoke_grant_removes_that_grant_only(model: OAuthServerModel) -> 
     assert await model.get_pending_authorization(waiting.request_digest) == waiting
 
 
-async def test_revoke_access_token(model: OAuthServerModel) -> None:
-    """RFC 7009 §2.1: revoking an access token need not touch the refresh token."""
-    token, other, kept_refresh = access(), access(), refresh()
-    await model.save_tokens(token, kept_refresh)
-    await model.save_tokens(other, None)
-    await model.revoke_access_token(token.token_digest)
-    assert await model.get_access_token(token.token_digest) is None
-    assert await model.get_access_token(other.token_digest) == other
-    assert await model.get_refresh_token(kept_refresh.token_digest) == kept_refresh
+async def test_save_tokens_after_revoke_grant_stores_nothing(model: OAuthServerModel) -> None:
+    """RFC 9700 §4.5: once a replay revoked the grant, the redemption that raced it gets nothing."""
+    await open_grant(model, "grant-1")
+    await model.revoke_grant("grant-1", NOW)
+    late_access, late_refresh = access(), refresh()
+    assert await model.save_tokens(late_access, late_refresh) is False
+    assert await model.save_tokens(late_access, None) is False
+    assert await model.get_access_token(late_access.token_digest) is None
+    assert await model.get_refresh_token(late_refresh.token_digest) is None
+
+
+async def test_rotate_after_revoke_grant_returns_false(model: OAuthServerModel) -> None:
+    """RFC 9700 §4.14.2: a refresh that lost to a revocation stores nothing."""
+    await open_grant(model, "grant-1")
+    old = refresh()
+    await model.save_tokens(access(), old)
+    await model.revoke_grant("grant-1", NOW)
+    await model.revoke_grant("grant-1", NOW + 1)  # again: still revoked, no error
+    new_access, new_refresh = access(), refresh()
+    assert await model.rotate_refresh_token(old.token_digest, NOW + 2, new_access, new_refresh) is False
+    assert await model.get_access_token(new_access.token_digest) is None
+    assert await model.get_refresh_token(new_refresh.token_digest) is None
+
+
+async def test_revoked_grant_is_kept_until_it_expires_then_purged(model: OAuthServerModel) -> None:
+    """The revocation mark outlives every credential the grant could have had, then goes."""
+    await open_grant(model, "grant-1", expires_at=NOW + 100)
+    await model.revoke_grant("grant-1", NOW)
+    assert await model.purge_expired(NOW + 99) == 0
+    assert await model.save_tokens(access(), None) is False
+    assert await model.purge_expired(NOW + 100) == 1
+    assert await model.save_tokens(access(), None) is False
+    assert await model.purge_expired(NOW + 100) == 0
 
 
 # -- housekeeping --------------------------------------------------------------------------------
 async def test_purge_expired_removes_only_expired_records_in_batches(model: OAuthServerModel) -> None:
+    await open_grant(model, "grant-1", first_code=code(expires_at=NOW + 1))
     expired_access = [access(expires_at=NOW - i) for i in range(3)]  # expires_at == NOW is expired
     for token in expired_access:
         await model.save_tokens(token, None)
-    expired_code, expired_refresh, expired_pending = code(expires_at=NOW), refresh(expires_at=NOW - 1), pending(
-        expires_at=NOW - 1)
-    await model.save_authorization_code(expired_code)
+    # An expired grant, and its code: both go.
+    expired_code = await open_grant(model, first_code=code(f"grant-{secrets.token_hex(4)}", expires_at=NOW),
+                                    expires_at=NOW)
+    expired_refresh, expired_pending = refresh(expires_at=NOW - 1), pending(expires_at=NOW - 1)
     await model.save_tokens(access(), expired_refresh)
     await model.save_pending_authorization(expired_pending)
     secret_expired = client(client_secret_expires_at=NOW - 1)
     await model.save_client(secret_expired)
     # Live ones, including a consumed code and a rotated refresh token: kept until they expire.
-    live = [code(expires_at=NOW + 1), code(consumed_at=NOW - 5), access(expires_at=NOW + 1),
+    live = [code("grant-2", expires_at=NOW + 1), code("grant-3", consumed_at=NOW - 5), access(expires_at=NOW + 1),
             refresh(rotated_at=NOW - 5), pending(expires_at=NOW + 1), client(), client(client_secret_expires_at=None),
             client(client_secret_expires_at=NOW + 1)]
     for record in live:
         await _save(model, record)
 
     # batch=2: two expired access tokens, and the one expired record of each other kind.
-    assert await model.purge_expired(NOW, batch=2) == 2 + 1 + 1 + 1 + 1
+    assert await model.purge_expired(NOW, batch=2) == 2 + 1 + 1 + 1 + 1 + 1
     assert await model.purge_expired(NOW, batch=2) == 1
     assert await model.purge_expired(NOW, batch=2) == 0
 
@@ -242,8 +309,9 @@ async def test_purge_expired_removes_only_expired_records_in_batches(model: OAut
 
 
 async def _save(model: OAuthServerModel, record: object) -> None:
+    """Save ``record``; a code as the first of its grant, a token in (existing) grant-1."""
     if isinstance(record, AuthorizationCode):
-        await model.save_authorization_code(record)
+        await open_grant(model, first_code=record)
     elif isinstance(record, AccessToken):
         await model.save_tokens(record, None)
     elif isinstance(record, RefreshToken):
@@ -295,8 +363,7 @@ async def warm_pool(model: OAuthServerModel, size: int) -> None:
 
 async def test_concurrent_code_redemption_succeeds_once(model: OAuthServerModel) -> None:
     """RFC 6749 §10.5: of 20 simultaneous redemptions of one code, exactly one gets it."""
-    record = code()
-    await model.save_authorization_code(record)
+    record = await open_grant(model)
     await warm_pool(model, CONCURRENCY)
     peak = PeakConnections(model)
     results = await asyncio.gather(
@@ -313,6 +380,7 @@ async def test_concurrent_code_redemption_succeeds_once(model: OAuthServerModel)
 
 async def test_concurrent_refresh_rotates_once(model: OAuthServerModel) -> None:
     """RFC 9700 §4.14.2: of 20 simultaneous refreshes of one token, exactly one rotates it."""
+    await open_grant(model, "grant-1")
     old = refresh()
     await model.save_tokens(access(), old)
     pairs = [(access(), refresh()) for _ in range(CONCURRENCY)]

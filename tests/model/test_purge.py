@@ -12,7 +12,14 @@ from collections.abc import Callable
 import pytest
 
 from oauth_server import OAuthServer, OAuthServerModel, OAuthServerSettings
-from tests.model.test_contract import NOW, access
+from tests.model.test_contract import NOW, access, code, open_grant
+
+LATER = NOW + 10**6
+
+
+async def long_grant(model: OAuthServerModel) -> None:
+    """grant-1 and its code, outliving every token of these tests."""
+    await open_grant(model, "grant-1", first_code=code(expires_at=LATER), expires_at=LATER)
 
 
 def server_on(model: OAuthServerModel, clock: Callable[[], float]) -> OAuthServer:
@@ -23,8 +30,9 @@ def server_on(model: OAuthServerModel, clock: Callable[[], float]) -> OAuthServe
 
 
 async def test_server_purge_clears_a_backlog_larger_than_one_batch(model: OAuthServerModel) -> None:
-    expired = [access(f"old-{n}", expires_at=NOW - 1 - n) for n in range(25)]
-    live = access("live", expires_at=NOW + 10)
+    await long_grant(model)
+    expired = [access(expires_at=NOW - 1 - n) for n in range(25)]
+    live = access(expires_at=NOW + 10)
     for token in (*expired, live):
         await model.save_tokens(token, None)
     assert await server_on(model, lambda: NOW).purge_expired(batch=10, busy_share=1) == 25
@@ -35,8 +43,9 @@ async def test_server_purge_clears_a_backlog_larger_than_one_batch(model: OAuthS
 async def test_server_purge_leaves_what_expires_after_it_began(model: OAuthServerModel) -> None:
     """The loop's cut-off is the time it began, so it ends even while records keep expiring."""
     ticks = itertools.count(NOW, 100)  # every reading of the clock is 100 s later
-    later = access("later", expires_at=NOW + 50)
-    await model.save_tokens(access("old", expires_at=NOW - 1), None)
+    await long_grant(model)
+    later = access(expires_at=NOW + 50)
+    await model.save_tokens(access(expires_at=NOW - 1), None)
     await model.save_tokens(later, None)
     assert await server_on(model, lambda: next(ticks)).purge_expired(batch=1, busy_share=1) == 1
     assert await model.get_access_token(later.token_digest) == later

@@ -1,4 +1,5 @@
-"""What the SQL model adds to the contract: transactions, races between verbs, hot-path cost."""
+"""What the SQL model adds to the contract: transactions, the order of a revocation and an
+issuance held open mid-way (both orders), hot-path cost."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from typing import Any
 import pytest
 from sqlalchemy import event, insert, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
-from oauth_server.model.sqlalchemy.model import ROTATE_REFRESH_TOKEN
+from oauth_server.model.sqlalchemy.statements import REVOKE_GRANT, ROTATE_AND_ISSUE_POSTGRES, ROTATE_REFRESH_TOKEN
 from oauth_server.model.sqlalchemy.tables import access_tokens, refresh_tokens, to_row
-from tests.model.test_contract import NOW, access, client, code, refresh
+from tests.model.test_contract import NOW, access, client, code, grant, open_grant, refresh
+
+#: Long enough for a blocked statement to show it is blocked.
+HOLD = 0.3
 
 
 async def test_integrity_errors_are_not_swallowed(sql_model: SQLAlchemyOAuthServerModel) -> None:
@@ -26,6 +30,7 @@ async def test_integrity_errors_are_not_swallowed(sql_model: SQLAlchemyOAuthServ
 
 async def test_save_tokens_is_one_transaction(sql_model: SQLAlchemyOAuthServerModel) -> None:
     """A failed pair leaves nothing behind: no access token without its refresh token."""
+    await open_grant(sql_model, "grant-1")
     existing = refresh()
     await sql_model.save_tokens(access(), existing)
     orphan = access()
@@ -34,31 +39,69 @@ async def test_save_tokens_is_one_transaction(sql_model: SQLAlchemyOAuthServerMo
     assert await sql_model.get_access_token(orphan.token_digest) is None
 
 
+async def rotate_held_open(model: SQLAlchemyOAuthServerModel, conn: AsyncConnection, old: str,
+                           minted: tuple[Any, Any]) -> None:
+    """The model's own rotation statements, in a transaction the caller commits."""
+    params = {"key": old, "now": NOW, "grant": minted[1].grant_id}
+    if model.engine.dialect.name == "postgresql":
+        prefixed = {f"a_{k}": v for k, v in to_row(minted[0]).items()} | {
+            f"r_{k}": v for k, v in to_row(minted[1]).items()}
+        assert await conn.scalar(ROTATE_AND_ISSUE_POSTGRES, params | prefixed) == 1
+        return
+    assert (await conn.execute(ROTATE_REFRESH_TOKEN, params)).first()
+    await conn.execute(insert(access_tokens), to_row(minted[0]))
+    await conn.execute(insert(refresh_tokens), to_row(minted[1]))
+
+
 async def test_revoke_grant_waits_for_a_rotation_in_flight(sql_model: SQLAlchemyOAuthServerModel) -> None:
-    """RFC 9700 §4.14.2: tokens minted by a rotation that commits during the revocation go too."""
+    """RFC 9700 §4.14.2, issuance first: a rotation holds the grant (FOR SHARE; on SQLite the
+    writer lock); the revocation waits for its commit, then removes what it minted."""
+    await open_grant(sql_model, "grant-r")
     old = refresh("grant-r")
     await sql_model.save_tokens(access("grant-r"), old)
-    minted_access, minted_refresh = access("grant-r"), refresh("grant-r")
+    minted = access("grant-r"), refresh("grant-r")
     async with sql_model._transactional.connect() as rotation:
-        # The rotation's own statements, held open: it owns the old row's lock (or SQLite's writer lock).
-        assert (await rotation.execute(ROTATE_REFRESH_TOKEN, {"key": old.token_digest, "now": NOW})).first()
-        await rotation.execute(insert(access_tokens), to_row(minted_access))
-        await rotation.execute(insert(refresh_tokens), to_row(minted_refresh))
-        revocation = asyncio.create_task(sql_model.revoke_grant("grant-r"))
-        await asyncio.sleep(0.3)
+        await rotate_held_open(sql_model, rotation, old.token_digest, minted)
+        revocation = asyncio.create_task(sql_model.revoke_grant("grant-r", NOW))
+        await asyncio.sleep(HOLD)
         assert not revocation.done(), "revoke_grant should wait for the rotation's lock"
         await rotation.commit()
     await revocation
     assert await sql_model.get_refresh_token(old.token_digest) is None
-    assert await sql_model.get_access_token(minted_access.token_digest) is None
-    assert await sql_model.get_refresh_token(minted_refresh.token_digest) is None
+    assert await sql_model.get_access_token(minted[0].token_digest) is None
+    assert await sql_model.get_refresh_token(minted[1].token_digest) is None
+
+
+async def test_issuance_waits_for_a_revocation_in_flight_then_stores_nothing(
+        sql_model: SQLAlchemyOAuthServerModel) -> None:
+    """RFC 9700 §4.5, revocation first: the revocation holds the grant row (on SQLite the writer
+    lock); an issuance and a rotation wait for its commit, then see the grant revoked and store
+    nothing (on Postgres: the FOR SHARE re-checks the updated row)."""
+    await open_grant(sql_model, "grant-v")
+    old = refresh("grant-v")
+    await sql_model.save_tokens(access("grant-v"), old)
+    issued, rotated = (access("grant-v"), refresh("grant-v")), (access("grant-v"), refresh("grant-v"))
+    async with sql_model._transactional.connect() as revocation:
+        for statement in REVOKE_GRANT:
+            await revocation.execute(statement, {"grant": "grant-v", "now": NOW})
+        issuance = asyncio.create_task(sql_model.save_tokens(*issued))
+        rotation = asyncio.create_task(sql_model.rotate_refresh_token(old.token_digest, NOW, *rotated))
+        await asyncio.sleep(HOLD)
+        assert not issuance.done() and not rotation.done(), "issuance should wait for the revocation's lock"
+        await revocation.commit()
+    assert await issuance is False
+    assert await rotation is False
+    for token in (issued[0], rotated[0]):
+        assert await sql_model.get_access_token(token.token_digest) is None
+    for token in (old, issued[1], rotated[1]):
+        assert await sql_model.get_refresh_token(token.token_digest) is None
 
 
 async def test_hot_paths_are_one_statement_without_a_transaction(sql_model: SQLAlchemyOAuthServerModel) -> None:
     """Token lookup and code redemption: one primary-key statement each, no BEGIN/COMMIT."""
-    token, issued = access(), code()
+    issued = await open_grant(sql_model, "grant-1")
+    token = access()
     await sql_model.save_tokens(token, None)
-    await sql_model.save_authorization_code(issued)
     seen: list[str] = []
     if sql_model.engine.dialect.name == "postgresql":
         # Statements run on asyncpg itself (asyncpg_path): log what each pooled connection runs.
@@ -79,6 +122,7 @@ async def test_hot_paths_are_one_statement_without_a_transaction(sql_model: SQLA
 
 
 async def test_tuples_are_stored_as_json_arrays(sql_model: SQLAlchemyOAuthServerModel) -> None:
+    await open_grant(sql_model, "grant-1")
     token = access(scopes=("mcp:tools", "mcp:prompts"))
     await sql_model.save_tokens(token, None)
     async with sql_model.engine.connect() as conn:
@@ -103,8 +147,9 @@ async def test_accepts_an_engine(tmp_path: Any) -> None:
     model = SQLAlchemyOAuthServerModel(engine)
     try:
         await model.create_all()
+        await model.save_authorization_code(code(), grant())
         token = access()
-        await model.save_tokens(token, None)
+        assert await model.save_tokens(token, None)
         assert await model.get_access_token(token.token_digest) == token
         async with engine.connect() as conn:
             assert await conn.scalar(select(access_tokens.c.grant_id)) == token.grant_id
@@ -129,8 +174,8 @@ async def test_a_cancelled_statement_leaves_the_pool_usable(postgres_url: str) -
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        token = access()
-        await asyncio.wait_for(model.save_tokens(token, None), timeout=3)
+        token = access((await open_grant(model)).grant_id)
+        assert await asyncio.wait_for(model.save_tokens(token, None), timeout=3)
         assert await asyncio.wait_for(model.get_access_token(token.token_digest), timeout=3) == token
     finally:
         await model.close()

@@ -7,8 +7,8 @@ another process has just revoked. So the cache is used only while this process l
 database's revocations:
 
 * ``revoke_grant`` sends ``pg_notify('oauth_server_revocations', 'grant:<id>')`` inside its own
-  transaction (``revoke_access_token``: ``'token:<digest>'``), so the notice goes out exactly
-  when the revocation commits;
+  transaction, so the notice goes out exactly when the revocation commits (every revocation
+  ends a whole grant: the server has no narrower one);
 * every process keeps one extra connection ``LISTEN``-ing on that channel and evicts the grant's
   tokens when a notice arrives (milliseconds after the commit);
 * while that connection is down (or not yet up) the cache is emptied and bypassed: every check
@@ -74,14 +74,13 @@ class VerifiedTokenCache:
         for digest in [d for d, (record, _) in self._entries.items() if record.grant_id == grant_id]:
             del self._entries[digest]
 
-    def evict_token(self, digest: str) -> None:
+    def evict_all(self) -> None:
         self.generation += 1
-        self._entries.pop(digest, None)
+        self._entries.clear()
 
     def _go_offline(self) -> None:
         self.live = False
-        self.generation += 1
-        self._entries.clear()
+        self.evict_all()
 
     # -- the revocation feed -------------------------------------------------------------------
     def _start(self) -> None:
@@ -91,10 +90,10 @@ class VerifiedTokenCache:
 
     def _on_notice(self, connection: object, pid: int, channel: str, payload: str) -> None:
         kind, _, key = payload.partition(":")
-        if kind == "token":
-            self.evict_token(key)
-        else:
+        if kind == "grant":
             self.evict_grant(key)
+        else:
+            self.evict_all()  # a notice this version does not know: forget everything rather than guess
 
     async def _listen(self) -> None:
         """Hold a LISTEN connection; offline (cache bypassed) whenever it is not up."""
