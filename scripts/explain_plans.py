@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import secrets
@@ -22,22 +23,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Delete, Table, insert, text
+from sqlalchemy import Table, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.dml import UpdateBase
 
-from oauth_server.model.sqlalchemy.model import (
+from oauth_server.model.sqlalchemy.statements import (
     CONSUME_CODE,
     GET_ACCESS_TOKEN,
     GET_REFRESH_TOKEN,
     PURGE_POSTGRES,
     REVOKE_GRANT,
+    ROTATE_AND_ISSUE_POSTGRES,
+    SAVE_PAIR_POSTGRES,
 )
 from oauth_server.model.sqlalchemy.tables import (
     access_tokens,
     authorization_codes,
     clients,
+    grants,
     metadata,
     pending_authorizations,
     refresh_tokens,
@@ -66,7 +71,7 @@ class Plan:
 
 
 def _grant_rows(grant: int) -> dict[str, dict[str, Any]]:
-    """A grant's pending request, code, access token and refresh token; one grant in ten has expired."""
+    """A grant, its pending request, code, access token and refresh token; one grant in ten has expired."""
     grant_id = f"grant-{grant:06d}"
     expires = NOW - 10 if grant % 10 == 0 else NOW + 3600 + grant
     common = {"grant_id": grant_id, "client_id": f"client-{grant % 50}", "subject": f"user-{grant % 500}",
@@ -74,6 +79,9 @@ def _grant_rows(grant: int) -> dict[str, dict[str, Any]]:
     flow = {"redirect_uri": "http://127.0.0.1:33418/callback", "redirect_uri_provided_explicitly": True,
             "code_challenge": "c" * 43}
     return {
+        "grant": {"grant_id": grant_id, "client_id": common["client_id"], "subject": common["subject"],
+                  "scopes": common["scopes"], "resource": common["resource"], "created_at": NOW - 100,
+                  "expires_at": expires + 86400 + 3600, "revoked_at": NOW - 50 if grant % 7 == 0 else None},
         "pending": {**flow, "request_digest": secrets.token_hex(32), "client_id": common["client_id"],
                     "scopes": common["scopes"], "resource": common["resource"], "state": None,
                     "expires_at": expires, "browser_digest": None},
@@ -84,17 +92,17 @@ def _grant_rows(grant: int) -> dict[str, dict[str, Any]]:
     }
 
 
-async def fill(conn: AsyncConnection, grants: int = GRANTS) -> dict[str, dict[str, Any]]:
-    """Insert ``grants`` grants, ``ANALYZE``, and return one grant's rows to look up."""
-    rows = [_grant_rows(grant) for grant in range(grants)]
-    tables = {"pending": pending_authorizations, "code": authorization_codes, "access": access_tokens,
-              "refresh": refresh_tokens}
+async def fill(conn: AsyncConnection, count: int = GRANTS) -> dict[str, dict[str, Any]]:
+    """Insert ``count`` grants, ``ANALYZE``, and return one grant's rows to look up."""
+    rows = [_grant_rows(grant) for grant in range(count)]
+    tables = {"grant": grants, "pending": pending_authorizations, "code": authorization_codes,
+              "access": access_tokens, "refresh": refresh_tokens}
     for kind, table in tables.items():
         await conn.execute(insert(table), [row[kind] for row in rows])
-    await conn.execute(insert(clients), [_client_row(number) for number in range(grants)])
+    await conn.execute(insert(clients), [_client_row(number) for number in range(count)])
     for table in (clients, *tables.values()):
         await conn.execute(text(f"ANALYZE {table.name}"))
-    return rows[grants // 2 + 1]
+    return rows[count // 2 + 1]
 
 
 def _client_row(number: int) -> dict[str, Any]:
@@ -106,14 +114,18 @@ def _client_row(number: int) -> dict[str, Any]:
             "client_secret_digest": secrets.token_hex(32), "client_secret_expires_at": expires, "contacts": ()}
 
 
-def _table(statement: Delete) -> str:
+def _table(statement: UpdateBase) -> str:
     assert isinstance(statement.table, Table)
     return statement.table.name
 
 
 def _literal(value: object) -> str:
+    if value is None:
+        return "NULL"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, tuple):
+        value = json.dumps(list(value), separators=(",", ":"))  # as StringTuple stores it
     return "'" + str(value).replace("'", "''") + "'"
 
 
@@ -144,12 +156,17 @@ async def collect(url: str) -> list[Plan]:
             await conn.run_sync(metadata.create_all)
             sample = await fill(conn)
         async with engine.connect() as conn:
-            grant = {"grant_id": sample["access"]["grant_id"]}
+            grant = {"grant": sample["access"]["grant_id"], "now": NOW}
+            new_pair = {**_prefixed("a_", {**sample["access"], "token_digest": secrets.token_hex(32)}),
+                        **_prefixed("r_", {**sample["refresh"], "token_digest": secrets.token_hex(32)})}
             plans = [
                 await explain(conn, "get_access_token", GET_ACCESS_TOKEN, {"key": sample["access"]["token_digest"]}),
                 await explain(conn, "get_refresh_token", GET_REFRESH_TOKEN, {"key": sample["refresh"]["token_digest"]}),
                 await explain(conn, "consume_authorization_code", CONSUME_CODE,
                               {"key": sample["code"]["code_digest"], "now": NOW}),
+                await explain(conn, "save_tokens", SAVE_PAIR_POSTGRES, {**grant, **new_pair}),
+                await explain(conn, "rotate_refresh_token", ROTATE_AND_ISSUE_POSTGRES,
+                              {**grant, **new_pair, "key": sample["refresh"]["token_digest"]}),
             ]
             for number, statement in enumerate(REVOKE_GRANT, 1):
                 name = f"revoke_grant ({number}/{len(REVOKE_GRANT)}): {_table(statement)}"
@@ -163,13 +180,17 @@ async def collect(url: str) -> list[Plan]:
     return plans
 
 
+def _prefixed(prefix: str, row: dict[str, Any]) -> dict[str, Any]:
+    return {f"{prefix}{name}": value for name, value in row.items()}
+
+
 def render(plans: list[Plan]) -> str:
     lines = [
         "# Query plans (PostgreSQL)",
         "",
         "Generated by `scripts/explain_plans.py`; do not edit by hand. "
         f"{GRANTS} clients and {GRANTS} grants (a pending request, a code, an access and a refresh token each; "
-        "one in ten expired), `ANALYZE`d, "
+        "one in ten expired, one in seven revoked), `ANALYZE`d, "
         "no planner switches. *Custom* is `EXPLAIN` with literal values; *generic* is the prepared "
         "statement under `plan_cache_mode = force_generic_plan`, the plan a server's cached prepared "
         "statements settle on. `tests/model/test_postgres_plans.py` asserts that every one of them "
