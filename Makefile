@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check oauth_server tests example bench scripts
 
 test: $(STAMP) postgres
+	$(BIN)/ruff check oauth_server tests example bench scripts
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 

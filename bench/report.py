@@ -70,7 +70,7 @@ def write(document: dict[str, Any], out: Path, name: str) -> list[Path]:
 
 def _clean(value: Any) -> Any:
     """Strict JSON: NaN (no latency without completed requests) becomes null."""
-    if isinstance(value, float) and value != value:
+    if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
@@ -86,13 +86,13 @@ def _ops(value: float | None) -> str:
 
 
 def _ms(value: float | None) -> str:
-    if value is None or value != value:
+    if value is None or math.isnan(value):
         return "–"
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
 def _ratio(a: float | None, b: float | None) -> str:
-    if not a or not b or a != a or b != b:
+    if not a or not b or math.isnan(a) or math.isnan(b):
         return "n/a"
     return f"{a / b:.2f}×"
 

@@ -104,7 +104,7 @@ def run_slot(server: Server, args: argparse.Namespace, tests: list[str], pinned:
                     "--duration", str(args.duration), "--server-pid", str(running.process.pid), "--json", str(out)]
             budget = 120 + len(tests) * (args.warmup + args.duration + 30)
             done = subprocess.run(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                                  capture_output=True, text=True, timeout=budget)
+                                  capture_output=True, text=True, timeout=budget, check=False)
             if done.returncode != 0:
                 raise RuntimeError(f"driver failed against {server.name}:\n{done.stderr[-3000:]}\n"
                                    f"server log:\n{running.log_tail()}")
@@ -122,16 +122,17 @@ def versions() -> dict[str, str]:
         with contextlib.suppress(importlib_metadata.PackageNotFoundError):
             found[dist] = importlib_metadata.version(dist)
     with contextlib.suppress(Exception):
-        found["node"] = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+        found["node"] = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10,
+                                       check=False).stdout.strip()
     for package in ("mcp-oauth-server", "express"):
         with contextlib.suppress(Exception):
             meta = json.loads((PEERS / "mcp-oauth-server" / "node_modules" / package / "package.json").read_text())
             found[package] = meta["version"]
     with contextlib.suppress(Exception):
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
+                              capture_output=True, text=True, timeout=10, check=False).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "oauth_server"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
         found["oauth_server (git)"] = head + (" + uncommitted changes in oauth_server/" if dirty else "")
     return found
 
@@ -189,7 +190,7 @@ def run(args: argparse.Namespace, servers: list[Server]) -> int:
                 print(f"[bench] round {index + 1}/{args.rounds}: {server.name}", file=sys.stderr, flush=True)
                 try:
                     results[server.name] = run_slot(server, args, tests, pinned)
-                except Exception as exc:  # noqa: BLE001 - one broken server must not lose the others' figures
+                except Exception as exc:
                     print(f"[bench] {server.name} failed: {exc}", file=sys.stderr)
                     results[server.name] = {"failed": str(exc)[:2000], "tests": {}}
                 for test, r in results[server.name].get("tests", {}).items():

@@ -55,7 +55,7 @@ async def create(database: str) -> None:
 
 
 async def copy(database: str, table: str, columns: list[str], rows: Any) -> None:
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
 
     conn = await asyncpg.connect(f"postgresql://{_pg_netloc()}/{database}")
     try:
@@ -165,7 +165,7 @@ def main() -> int:
         purges[test] = (int(rows), int(batches), float(seconds), test_seconds)
 
     def med(database: str, test: str, key: str) -> float:
-        values = sorted(r[test][key] for r in rounds if r["database"] == database)
+        values = sorted(float(r[test][key]) for r in rounds if r["database"] == database)
         return values[len(values) // 2]
 
     lines = [
@@ -193,12 +193,12 @@ def main() -> int:
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for test in TESTS:
         ratio = purging[test]["p99_ms"] / quiet[test]["p99_ms"]
-        rows, _batches, seconds, slot = purges[test]
+        purged, _batches, purge_seconds, slot = purges[test]
         summary[f"purge_{test}_p99_ratio"] = ratio
-        summary[f"purge_{test}_outlasted_slot"] = seconds >= slot
+        summary[f"purge_{test}_outlasted_slot"] = purge_seconds >= slot
         lines.append(f"| {test} | {quiet[test]['p99_ms']:.1f} | {purging[test]['p99_ms']:.1f} | {ratio:.2f}× | "
-                     f"{quiet[test]['ops_per_s']:,.0f} | {purging[test]['ops_per_s']:,.0f} | {rows:,} | "
-                     f"{seconds:.1f} | {slot:.1f} | ≤ 2× |")
+                     f"{quiet[test]['ops_per_s']:,.0f} | {purging[test]['ops_per_s']:,.0f} | {purged:,} | "
+                     f"{purge_seconds:.1f} | {slot:.1f} | ≤ 2× |")
     short = [test for test in TESTS if purges[test][2] < purges[test][3]]
     if short:
         lines += ["", f"Note: the purge ended before the test's slot did for {', '.join(short)}: part of that "

@@ -123,7 +123,7 @@ def _pg_netloc() -> str:
 
 
 async def _pg_execute(*statements: str) -> None:
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
 
     conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
     try:
@@ -152,7 +152,7 @@ def check(server: Server) -> Server:
         try:
             module = importlib.import_module("oauth_server.model.sqlalchemy")
             module.SQLAlchemyOAuthServerModel  # noqa: B018 - the attribute is the check
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return off(f"SQL model not importable ({type(exc).__name__}: {exc})")
         if server.base_name == "ours-sqlite" and importlib.util.find_spec("aiosqlite") is None:
             return off("aiosqlite is not installed")
@@ -161,7 +161,7 @@ def check(server: Server) -> Server:
                 return off("asyncpg is not installed")
             try:
                 asyncio.run(_pg_execute("SELECT 1"))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 return off(f"PostgreSQL unreachable at {_pg_netloc()} ({type(exc).__name__})")
     if server.name == "mcp-oauth-server":
         if not shutil.which("node") or not shutil.which("npm"):

@@ -139,7 +139,9 @@ class AuthorizationServer:
             raise AuthorizationFailed(ConsentForbidden("this authorization was started in another browser"))
         return request
 
-    async def check_consent_form(self, request_id: str, browser_secret: str | None, form_token: str | None) -> ConsentForm:
+    async def check_consent_form(
+        self, request_id: str, browser_secret: str | None, form_token: str | None
+    ) -> ConsentForm:
         """The anti-forgery check of a posted decision: same browser, same request (see ``consent``)."""
         request = await self._consent_request(request_id)
         if not consent.is_bound_to(request.pending, request_id, browser_secret, form_token):
@@ -258,7 +260,7 @@ class AuthorizationServer:
         """
         token_digest = tokens.digest(token)
         record: AccessToken | RefreshToken | None
-        if token_type_hint == "refresh_token":
+        if token_type_hint == "refresh_token":  # noqa: S105 - a hint's name (RFC 7009 §2.1), not a secret
             record = await self.model.get_refresh_token(token_digest) or await self.model.get_access_token(token_digest)
         else:
             record = await self.model.get_access_token(token_digest) or await self.model.get_refresh_token(token_digest)

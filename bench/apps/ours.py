@@ -13,6 +13,7 @@ Usage: python -m bench.apps.ours --port 8000 [--model memory|sqlite|postgres] [-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -63,16 +64,21 @@ async def protected_json(scope: Scope, receive: Receive, send: Send) -> None:
 
 #: ``--short-lifetimes`` (bench.churn): everything expires within seconds, so a long run shows
 #: whether expired records are really dropped.
-SHORT_LIFETIMES = {"access_token_lifetime": 2, "refresh_token_lifetime": 6, "refresh_token_absolute_lifetime": 12,
-                   "authorization_code_lifetime": 5, "pending_authorization_lifetime": 5}
+def settings_for(base_url: str, short_lifetimes: bool) -> OAuthServerSettings:
+    settings = OAuthServerSettings(
+        issuer_url=base_url, resource_server_url=f"{base_url}/mcp", authorization_url=f"{base_url}/consent",
+        scopes_supported=("mcp:tools",),
+    )
+    if short_lifetimes:
+        settings = dataclasses.replace(settings, access_token_lifetime=2, refresh_token_lifetime=6,
+                                       refresh_token_absolute_lifetime=12, authorization_code_lifetime=5,
+                                       pending_authorization_lifetime=5)
+    return settings
 
 
 def build_app(base_url: str, model: OAuthServerModel, guard: str = "middleware",
               short_lifetimes: bool = False) -> FastAPI:
-    server = OAuthServer(model, OAuthServerSettings(
-        issuer_url=base_url, resource_server_url=f"{base_url}/mcp", authorization_url=f"{base_url}/consent",
-        scopes_supported=("mcp:tools",), **(SHORT_LIFETIMES if short_lifetimes else {}),
-    ))
+    server = OAuthServer(model, settings_for(base_url, short_lifetimes))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

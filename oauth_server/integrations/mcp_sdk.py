@@ -24,7 +24,13 @@ from typing import Any
 
 from mcp.server.auth.provider import AccessToken as SDKAccessToken
 from mcp.server.auth.provider import AuthorizationCode as SDKAuthorizationCode
-from mcp.server.auth.provider import AuthorizationParams, AuthorizeError, RegistrationError, TokenError
+from mcp.server.auth.provider import (
+    AuthorizationParams,
+    AuthorizeError,
+    IdentityAssertionParams,
+    RegistrationError,
+    TokenError,
+)
 from mcp.server.auth.provider import RefreshToken as SDKRefreshToken
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from pydantic import AnyUrl
@@ -211,6 +217,14 @@ class OAuthServer(AuthorizationServer):
         record = await self.model.get_access_token(token_digest) or await self.model.get_refresh_token(token_digest)
         if record is not None:
             await self.model.revoke_grant(record.grant_id, self.now())
+
+    async def exchange_identity_assertion(
+        self, client: OAuthClientInformationFull, params: IdentityAssertionParams
+    ) -> OAuthToken:
+        """The SDK's jwt-bearer (ID-JAG) grant: not enabled, so ``unsupported_grant_type``
+        (RFC 6749 §5.2), as our own ``token`` answers for it."""
+        raise TokenError(error="unsupported_grant_type",
+                         error_description="grant_type must be authorization_code or refresh_token")
 
     # -- TokenVerifier --------------------------------------------------------------------
     async def verify_token(self, token: str) -> SDKAccessToken | None:

@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from oauth_server.errors import StorageUnavailable
-from oauth_server.records import AccessToken
 from oauth_server.integrations.mcp_sdk import sdk_access_token
+from oauth_server.records import AccessToken
 from oauth_server.server import AuthorizationServer
 from oauth_server.web.endpoints.metadata import protected_resource_metadata_url
 
@@ -37,7 +37,9 @@ class BearerFailure(Exception):
 class BearerAuth:
     """The check itself: find the token in the header, verify it, compare scopes."""
 
-    def __init__(self, server: AuthorizationServer, required_scopes: Iterable[str] = (), resource: str | None = None) -> None:
+    def __init__(
+        self, server: AuthorizationServer, required_scopes: Iterable[str] = (), resource: str | None = None
+    ) -> None:
         self.server = server
         self.required_scopes = tuple(required_scopes)
         self.resource = resource or server.settings.resource_server_url
@@ -111,7 +113,11 @@ class BearerAuthMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, server: AuthorizationServer, required_scopes: Iterable[str] = (), resource: str | None = None
+        self,
+        app: ASGIApp,
+        server: AuthorizationServer,
+        required_scopes: Iterable[str] = (),
+        resource: str | None = None,
     ) -> None:
         self.app = AuthContextMiddleware(app)
         self.auth = BearerAuth(server, required_scopes, resource)

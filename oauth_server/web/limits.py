@@ -73,7 +73,7 @@ class RateLimits:
             if await self._limiter.hit(item, name, key):
                 return
             stats = await self._limiter.get_window_stats(item, name, key)
-        except Exception as exc:  # noqa: BLE001 - fail open on a storage outage, loudly
+        except Exception as exc:
             logger.warning("rate limit storage unavailable (%s); request allowed", exc.__class__.__name__)
             return
         raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))

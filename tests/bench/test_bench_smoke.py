@@ -19,8 +19,7 @@ def test_smoke_run_produces_the_report_and_every_test_completes_without_errors(t
     done = subprocess.run(
         [sys.executable, "-m", "bench.run", "--smoke", "--servers", ",".join(EXPECTED),
          "--out", str(tmp_path), "--name", "smoke", "--no-install"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-4000:]
 
     document = json.loads((tmp_path / "smoke.json").read_text())

@@ -158,15 +158,16 @@ def test_server_and_client_as_commands(tmp_path: Path) -> None:
         client = [sys.executable, "-m", "example.client", "--server", f"http://localhost:{port}/mcp",
                   "--token-file", str(tmp_path / "tokens.json")]
         first = subprocess.run([*client, "--username", "demo", "--password", "s3cret"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=60)
+                               capture_output=True, text=True, timeout=60, check=False)
         assert first.returncode == 0, first.stderr
         assert "tools: whoami echo get_time protected-data" in first.stdout
         assert '"user": "demo"' in first.stdout
         again = subprocess.run([*client, "--username", "demo", "--password", "wrong"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=60)
+                               capture_output=True, text=True, timeout=60, check=False)
         assert again.returncode == 0, again.stderr
         wrong = subprocess.run([*client[:-1], str(tmp_path / "other.json"), "--username", "demo",
-                                "--password", "wrong"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+                                "--password", "wrong"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                               check=False)
         assert wrong.returncode == 1
         assert wrong.stderr.strip() == "error: wrong username or password"
     finally:

@@ -52,8 +52,7 @@ def run_client(port: int, token_file: Path, password: str) -> dict[str, object]:
     result = subprocess.run(
         [sys.executable, "-m", "example.client", "--server", f"http://127.0.0.1:{port}/mcp",
          "--token-file", str(token_file), "--username", "demo", "--password", password],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert '"user": "demo"' in result.stdout
     entry = next(iter(json.loads(token_file.read_text()).values()))
@@ -72,7 +71,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         postgres_unreachable(exc)
     try:
         migrate = subprocess.run([sys.executable, "-m", "alembic", "-x", f"url={url}", "upgrade", "head"],
-                                 cwd=ROOT, capture_output=True, text=True, timeout=120)
+                                 cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
         assert migrate.returncode == 0, migrate.stderr
         yield url
     finally:

@@ -8,11 +8,12 @@ import httpx2
 from fastapi import FastAPI
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
-from mcp.server.auth.provider import OAuthAuthorizationServerProvider, TokenVerifier
+from mcp.server.auth.provider import AccessToken, OAuthAuthorizationServerProvider, TokenVerifier
 from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, RevocationOptions
 from mcp.server.mcpserver import MCPServer
 
 from oauth_server import MemoryOAuthServerModel, OAuthServer, OAuthServerSettings, consent_router
+from oauth_server.integrations.mcp_sdk import LoadedAuthorizationCode, LoadedRefreshToken
 from tests.conftest import signed_in_user
 from tests.flows.live import ConsentBrowser, MemoryTokenStorage, free_port, serve
 from tests.flows.test_python_sdk_client import client_provider
@@ -23,9 +24,9 @@ def test_oauth_server_satisfies_the_sdk_protocols() -> None:
         issuer_url="http://localhost:1", resource_server_url="http://localhost:1/mcp",
         authorization_url="http://localhost:1/consent",
     ))
-    provider: OAuthAuthorizationServerProvider[object, object, object] = server  # type: ignore[type-var]
+    provider: OAuthAuthorizationServerProvider[LoadedAuthorizationCode, LoadedRefreshToken, AccessToken] = server
     verifier: TokenVerifier = server
-    assert provider is verifier
+    assert provider is server and verifier is server
 
 
 async def test_sdk_mcpserver_with_our_provider() -> None:

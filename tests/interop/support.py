@@ -48,7 +48,7 @@ def npm_ci(fixture: Path) -> Path:
     if stamp.exists() and stamp.read_text() == digest:
         return fixture / "node_modules"
     result = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=fixture, capture_output=True,
-                            text=True, timeout=600)
+                            text=True, timeout=600, check=False)
     if result.returncode != 0:
         unavailable(f"npm ci in {fixture.name} failed: {result.stderr[-2000:]}")
     stamp.write_text(digest)
@@ -57,7 +57,7 @@ def npm_ci(fixture: Path) -> Path:
 
 def node_major(node: str) -> int | None:
     try:
-        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
     except OSError:
         return None
     return int(out.strip().lstrip("v").split(".")[0]) if out.startswith("v") else None

@@ -24,7 +24,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 def ensure_chromium() -> None:
-    result = subprocess.run(["sh", str(HERE / "ensure_chromium.sh")], capture_output=True, text=True, timeout=900)
+    result = subprocess.run(["sh", str(HERE / "ensure_chromium.sh")], capture_output=True, text=True, timeout=900,
+                            check=False)
     if result.returncode != 0 or not Path(CHROMIUM).exists():
         unavailable(f"chromium could not be installed: {result.stderr[-1000:]}")
 

@@ -50,7 +50,7 @@ class Installed:
 
     def run(self, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(self.python), *args], cwd=self.workdir, env={**self.env, **env},
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def clean_env() -> dict[str, str]:
@@ -76,7 +76,7 @@ def copy_source(destination: Path) -> Path:
 
 def build(source: Path, outdir: Path, *args: str) -> None:
     result = subprocess.run([sys.executable, "-m", "build", *args, "--outdir", str(outdir), str(source)],
-                            cwd=source, env=clean_env(), capture_output=True, text=True, timeout=300)
+                            cwd=source, env=clean_env(), capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, f"python -m build {' '.join(args)} failed:\n{result.stdout[-3000:]}{result.stderr}"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -113,7 +114,7 @@ async def test_hardening_body_over_64k_is_413(http: httpx.AsyncClient) -> None:
     big = "x" * (64 * 1024 + 1)
     assert (await http.post("/token", data={"grant_type": big})).status_code == 413
 
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(100):
             yield b"a" * 1024
 

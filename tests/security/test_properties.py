@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oauth_server import redirect_uris, scopes
-from oauth_server.web.client_auth import parse_basic_authorization
 from oauth_server.errors import InvalidClient, InvalidRedirectUri, InvalidScope
+from oauth_server.web.client_auth import parse_basic_authorization
 
 REGISTERED = ("https://app.example/cb", "http://127.0.0.1:3000/cb", "com.example.app:/cb")
 

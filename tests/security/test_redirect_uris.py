@@ -77,7 +77,7 @@ async def test_redirect_never_when_client_invalid_even_with_other_errors(http: h
 async def test_redirect_duplicate_parameters_refused(http: httpx.AsyncClient) -> None:
     """RFC 6749 §3.1: request parameters MUST NOT be included more than once."""
     client = await register(http)
-    params = list(authorize_params(client.client_id).items()) + [("redirect_uri", "http://127.0.0.1:1/callback")]
+    params = [*list(authorize_params(client.client_id).items()), ("redirect_uri", "http://127.0.0.1:1/callback")]
     response = await http.get("/authorize", params=params)
     assert response.status_code == 400 and "location" not in response.headers
 

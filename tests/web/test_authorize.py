@@ -101,9 +101,9 @@ async def test_redirect_uri_may_be_omitted_when_only_one_is_registered(http: htt
 
 async def test_repeated_parameters_are_refused(http: httpx.AsyncClient) -> None:
     client = await register(http)
-    params = list(authorize_params(client.client_id).items()) + [("code_challenge", CHALLENGE)]
+    params = [*list(authorize_params(client.client_id).items()), ("code_challenge", CHALLENGE)]
     response = await http.get("/authorize", params=params)
     assert query(response.headers["location"])["error"] == "invalid_request"
-    params = list(authorize_params(client.client_id).items()) + [("client_id", client.client_id)]
+    params = [*list(authorize_params(client.client_id).items()), ("client_id", client.client_id)]
     response = await http.get("/authorize", params=params)
     assert response.status_code == 400 and "location" not in response.headers

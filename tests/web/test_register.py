@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from oauth_server import OAuthServer, OAuthServerSettings
+from oauth_server import OAuthServer, OAuthServerModel, OAuthServerSettings
 from tests.helpers import FrozenClock
 
 
@@ -28,7 +28,7 @@ async def test_confidential_client_gets_secret_with_expiry(http: httpx.AsyncClie
     assert body["client_secret_expires_at"] == int(clock.now) + 7_776_000
 
 
-async def test_secret_lifetime_zero_means_never(model: object, clock: FrozenClock) -> None:
+async def test_secret_lifetime_zero_means_never(model: OAuthServerModel, clock: FrozenClock) -> None:
     """mcp-oauth-server could not set 0; here 0 is honoured and published as 0 (never)."""
     server = OAuthServer(model, OAuthServerSettings(
         issuer_url="http://localhost:8000", resource_server_url="http://localhost:8000/mcp",
