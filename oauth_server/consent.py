@@ -74,7 +74,17 @@ def requested_scopes(settings: OAuthServerSettings, client: Client, scope: str |
     return requested
 
 
-def trusted_redirect(client: Client | None, params: Params) -> tuple[Client, str, bool]:
+@dataclass(frozen=True, slots=True)
+class TrustedRedirect:
+    """A known client and a redirect URI registered for it: from here on, errors may go there."""
+
+    client: Client
+    redirect_uri: str
+    #: OAuth 2.1 §4.1.3: the token request must repeat redirect_uri only when it was sent here.
+    explicit: bool
+
+
+def trusted_redirect(client: Client | None, params: Params) -> TrustedRedirect:
     """Client and redirect URI, or an error that must not be redirected anywhere."""
     try:
         client_id = single(params, "client_id")
@@ -88,11 +98,22 @@ def trusted_redirect(client: Client | None, params: Params) -> tuple[Client, str
     if redirect_uri is None:
         if len(client.redirect_uris) != 1:
             raise AuthorizationFailed(InvalidRequest("redirect_uri is required"))
-        return client, client.redirect_uris[0], False
+        return TrustedRedirect(client, client.redirect_uris[0], explicit=False)
     matched = redirect_uris.find_match(redirect_uri, client.redirect_uris)
     if matched is None:
         raise AuthorizationFailed(InvalidRequest("redirect_uri is not registered for this client"))
-    return client, matched, True
+    return TrustedRedirect(client, matched, explicit=True)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    """A valid authorization request (OAuth 2.1 §4.1.1), before the user decides."""
+
+    redirect: TrustedRedirect
+    scopes: tuple[str, ...]
+    code_challenge: str
+    resource: str
+    state: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,17 +125,10 @@ class AuthorizationStart:
     pending: PendingAuthorization
 
 
-def validate_request(
-    settings: OAuthServerSettings,
-    client: Client,
-    redirect_uri: str,
-    explicit: bool,
-    params: Params,
-    now: int,
-    browser_secret: str | None,
-) -> AuthorizationStart:
+def validate_request(settings: OAuthServerSettings, redirect: TrustedRedirect, params: Params) -> AuthorizationRequest:
     """Check the rest of the request; failures from here on go back to the redirect URI."""
     state: str | None = None
+    client = redirect.client
     try:
         state = single(params, "state")
         if state is not None and len(state) > MAX_STATE_LENGTH:
@@ -131,35 +145,26 @@ def validate_request(
         scopes = requested_scopes(settings, client, single(params, "scope"))
         resource = canonical_resource(settings, params.get("resource") or [])
     except OAuthError as exc:
-        raise AuthorizationFailed(exc, redirect_uri, state) from None
+        raise AuthorizationFailed(exc, redirect.redirect_uri, state) from None
     if scope_strings.parse(single(params, "scope")) is not None and not scopes:
-        raise AuthorizationFailed(InvalidScope("no scope requested"), redirect_uri, state)
-    return new_pending(settings, client, redirect_uri, explicit, scopes, challenge, resource, state, now,
-                       browser_secret)
+        raise AuthorizationFailed(InvalidScope("no scope requested"), redirect.redirect_uri, state)
+    return AuthorizationRequest(redirect, scopes, challenge, resource, state)
 
 
 def new_pending(
-    settings: OAuthServerSettings,
-    client: Client,
-    redirect_uri: str,
-    explicit: bool,
-    scopes: tuple[str, ...],
-    code_challenge: str,
-    resource: str,
-    state: str | None,
-    now: int,
-    browser_secret: str | None,
+    settings: OAuthServerSettings, request: AuthorizationRequest, now: int, browser_secret: str | None
 ) -> AuthorizationStart:
+    """The pending record of ``request`` and the consent URL that names it by a fresh id."""
     request_id = tokens.new_token()
     pending = PendingAuthorization(
         request_digest=tokens.digest(request_id),
-        client_id=client.client_id,
-        redirect_uri=redirect_uri,
-        redirect_uri_provided_explicitly=explicit,
-        scopes=scopes,
-        code_challenge=code_challenge,
-        resource=resource,
-        state=state,
+        client_id=request.redirect.client.client_id,
+        redirect_uri=request.redirect.redirect_uri,
+        redirect_uri_provided_explicitly=request.redirect.explicit,
+        scopes=request.scopes,
+        code_challenge=request.code_challenge,
+        resource=request.resource,
+        state=request.state,
         expires_at=now + settings.pending_authorization_lifetime,
         browser_digest=tokens.digest(browser_secret) if browser_secret else None,
     )

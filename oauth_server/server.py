@@ -102,16 +102,17 @@ class AuthorizationServer:
         except InvalidRequest as exc:
             raise AuthorizationFailed(exc) from None
         client = await self.model.get_client(client_id) if client_id else None
-        client, redirect_uri, explicit = consent.trusted_redirect(client, params)
-        start = consent.validate_request(
-            self.settings, client, redirect_uri, explicit, params, self.now(), browser_secret
-        )
+        redirect = consent.trusted_redirect(client, params)
+        request = consent.validate_request(self.settings, redirect, params)
+        return await self.save_pending(request, browser_secret)
+
+    async def save_pending(
+        self, request: consent.AuthorizationRequest, browser_secret: str | None
+    ) -> consent.AuthorizationStart:
+        """Store a valid request as pending until the user decides (bound to the browser, if known)."""
+        start = consent.new_pending(self.settings, request, self.now(), browser_secret)
         await self.model.save_pending_authorization(start.pending)
         return start
-
-    async def save_pending(self, start: consent.AuthorizationStart) -> None:
-        """Store a pending request built elsewhere (the SDK adapter's ``authorize``)."""
-        await self.model.save_pending_authorization(start.pending)
 
     async def _consent_request(self, request_id: str) -> ConsentRequest:
         pending = await self.model.get_pending_authorization(tokens.digest(request_id))

@@ -135,11 +135,9 @@ class OAuthServer(AuthorizationServer):
             resource = canonical_resource(self.settings, [params.resource] if params.resource else [])
         except OAuthError as exc:
             raise AuthorizeError(error=exc.error, error_description=exc.description) from None  # type: ignore[arg-type]
-        start = consent.new_pending(
-            self.settings, record, str(params.redirect_uri), params.redirect_uri_provided_explicitly,
-            scopes, params.code_challenge, resource, params.state, self.now(), browser_secret=None,
-        )
-        await self.save_pending(start)
+        redirect = consent.TrustedRedirect(record, str(params.redirect_uri), params.redirect_uri_provided_explicitly)
+        request = consent.AuthorizationRequest(redirect, scopes, params.code_challenge, resource, params.state)
+        start = await self.save_pending(request, browser_secret=None)
         return start.consent_url
 
     async def load_authorization_code(
