@@ -3,10 +3,9 @@
 Atomicity comes from asyncio: no method awaits between reading and writing, so each verb runs
 as one step on the event loop; a revocation and an issuance can therefore never interleave, and
 whichever runs first decides (a revoked grant stores nothing; tokens stored first are removed
-by the revocation). Memory stays bounded: expired records are purged as writes
-happen, and the number of live records of each kind is capped. A heap ordered by expiry finds
-the expired records, so a purge costs what it removes (a scan of every record, as before, paused
-the server for about a second per million records).
+by the revocation). Memory stays bounded: expired records are purged as writes happen (by the
+server's clock, ``use_clock``), and the number of live records is capped. A heap ordered by
+expiry finds the expired records, so a purge costs what it removes, not a scan of every record.
 """
 
 from __future__ import annotations

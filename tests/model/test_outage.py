@@ -110,6 +110,7 @@ async def test_connection_dropped_while_idle_is_replaced_at_checkout(postgres_ur
             await asyncio.sleep(0.01)
             async with model.engine.connect() as conn:
                 raw = (await conn.get_raw_connection()).driver_connection
+                assert raw is not None
                 if raw.is_closed():
                     break
         await model.revoke_grant("no-such-grant", NOW)  # a write: no 503

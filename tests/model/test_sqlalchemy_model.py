@@ -91,8 +91,8 @@ async def test_issuance_waits_for_a_revocation_in_flight_then_stores_nothing(
         await revocation.commit()
     assert await issuance is False
     assert await rotation is False
-    for token in (issued[0], rotated[0]):
-        assert await sql_model.get_access_token(token.token_digest) is None
+    for minted in (issued[0], rotated[0]):
+        assert await sql_model.get_access_token(minted.token_digest) is None
     for token in (old, issued[1], rotated[1]):
         assert await sql_model.get_refresh_token(token.token_digest) is None
 
@@ -112,7 +112,7 @@ async def test_hot_paths_are_one_statement_without_a_transaction(sql_model: SQLA
         await sql_model.engine.dispose()  # new connections, each with the logger
     else:
         def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-            seen.append(statement.split()[0].upper())
+            seen.append(statement.split(maxsplit=1)[0].upper())
 
         event.listen(sql_model.engine.sync_engine, "after_cursor_execute", record)
     assert await sql_model.get_access_token(token.token_digest) == token

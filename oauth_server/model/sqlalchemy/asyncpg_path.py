@@ -91,7 +91,8 @@ class AsyncpgPath:
         pool = self.engine.sync_engine.pool  # looked up each time: engine.dispose() replaces it
         fairy: PoolProxiedConnection | None = await greenlet_spawn(pool.connect)
         try:
-            assert fairy is not None
+            if fairy is None:
+                raise RuntimeError("the pool handed out no connection")
             raw: Any = fairy.driver_connection
             if raw.is_closed():  # the database dropped it while it sat in the pool: costs no round trip
                 dead, fairy = fairy, None
