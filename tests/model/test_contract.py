@@ -84,8 +84,8 @@ def refresh(grant_id: str = "grant-1", **changes: object) -> RefreshToken:
     return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
 
 
-async def open_grant(model: OAuthServerModel, grant_id: str | None = None, *, first_code: AuthorizationCode | None
-                     = None, **changes: object) -> AuthorizationCode:
+async def open_grant(model: OAuthServerModel, grant_id: str | None = None, *,
+                     first_code: AuthorizationCode | None = None, **changes: object) -> AuthorizationCode:
     """Approve a new grant (``grant_id`` or a random one) as the server does: the grant with its
     first code. Returns that code; ``changes`` apply to the grant."""
     grant_id = first_code.grant_id if first_code is not None else grant_id or f"grant-{secrets.token_hex(8)}"
