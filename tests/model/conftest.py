@@ -82,7 +82,7 @@ def fresh_postgres_database() -> Iterator[str]:
     """Create a database (or skip, or fail under CI), yield its URL, drop it."""
     try:
         url = blocking(create_database())
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means "unreachable"
+    except Exception as exc:  # any failure to connect means "unreachable"
         postgres_unreachable(exc)
         raise
     try:

@@ -119,7 +119,7 @@ class VerifiedTokenCache:
                 if connection is not None:
                     connection.terminate()
                 raise
-            except Exception as exc:  # noqa: BLE001 - any failure: offline, retry
+            except Exception as exc:  # any failure: go offline, retry
                 logger.warning("token cache offline: revocation feed lost (%s)", exc.__class__.__name__)
             self._go_offline()
             if connection is not None:
