@@ -122,3 +122,24 @@ class RefreshToken:
     rotated_at: int | None = None
     #: The scopes of the original grant; a refresh may narrow, never widen past these.
     granted_scopes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """A key that signs JWT access tokens (RFC 9068), as the model stores it.
+
+    Published in the JWKS from ``created_at``; signs from ``activates_at`` (later than creation
+    when it replaces a key, so resource servers have it before any token needs it) until
+    ``retires_at``; stays published until ``expires_at`` (its last token's expiry), then goes.
+    ``private_key`` is the PKCS#8 PEM encrypted by ``keys.KeyCipher``: never the key in clear.
+    """
+
+    kid: str
+    algorithm: str
+    #: The public JWK (RFC 7517 §4) as JSON text.
+    public_jwk: str
+    private_key: str
+    created_at: int
+    activates_at: int
+    retires_at: int | None = None
+    expires_at: int | None = None
