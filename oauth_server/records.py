@@ -15,7 +15,7 @@ class Client:
 
     client_id: str
     redirect_uris: tuple[str, ...]
-    token_endpoint_auth_method: str = "none"  # noqa: S105 - RFC 7591 §2's method name, not a secret
+    token_endpoint_auth_method: str = "none"
     grant_types: tuple[str, ...] = ("authorization_code", "refresh_token")
     response_types: tuple[str, ...] = ("code",)
     client_id_issued_at: int = 0
@@ -35,7 +35,7 @@ class Client:
 
     @property
     def is_public(self) -> bool:
-        return self.token_endpoint_auth_method == "none"  # noqa: S105 - the method name, not a secret
+        return self.token_endpoint_auth_method == "none"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from oauth_server import clients, consent, tokens
+from oauth_server import clients, consent, jwt_access, tokens
 from oauth_server.errors import (
     AccessDenied,
     AuthorizationFailed,
@@ -32,8 +33,14 @@ from oauth_server.model.base import OAuthServerModel
 from oauth_server.params import Params, single
 from oauth_server.records import AccessToken, AuthorizationCode, Client, Grant, PendingAuthorization, RefreshToken
 from oauth_server.settings import OAuthServerSettings
+from oauth_server.signing import SigningKeys
 
 logger = logging.getLogger("oauth_server")
+
+#: Opaque tokens are 43 characters; an RS256 JWT access token is under 1 KiB. Longer is not ours.
+MAX_ACCESS_TOKEN_LENGTH = 4096
+#: How many checked JWT signatures a process remembers (a few hundred KiB at most).
+CHECKED_JWTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +80,20 @@ class AuthorizationServer:
         self.settings = settings
         self.clock = clock
         model.use_clock(clock)
+        #: The keys that sign JWT access tokens and the JWKS that publishes them; None for opaque tokens.
+        self.signing = (SigningKeys(model, settings, clock)
+                        if settings.access_token_format == "jwt" or settings.signing_keys else None)
+        # Digests of JWTs whose signature this process already checked (bounded, oldest out).
+        self._checked_jwts: OrderedDict[str, None] = OrderedDict()
 
     def now(self) -> int:
         return int(self.clock())
 
-    def _grant_context(self, client: Client) -> GrantContext:
-        return GrantContext(self.model, self.settings, self.now(), client)
+    async def _grant_context(self, client: Client) -> GrantContext:
+        signing_key = None
+        if self.signing is not None and self.settings.access_token_format == "jwt":
+            signing_key = await self.signing.signer()
+        return GrantContext(self.model, self.settings, self.now(), client, signing_key)
 
     # -- clients --------------------------------------------------------------------------
     async def register(self, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -235,7 +250,7 @@ class AuthorizationServer:
         # Compared with the grant's resource after the code is consumed, so a mismatch burns it.
         resource = resources[0] if resources else None
         grant_type = single(params, "grant_type")
-        ctx = self._grant_context(client)
+        ctx = await self._grant_context(client)
         if grant_type == "authorization_code":
             issuance = await authorization_code.redeem(
                 ctx, single(params, "code") or "", single(params, "code_verifier"), single(params, "redirect_uri"),
@@ -261,7 +276,7 @@ class AuthorizationServer:
         """
         token_digest = tokens.digest(token)
         record: AccessToken | RefreshToken | None
-        if token_type_hint == "refresh_token":  # noqa: S105 - a hint's name (RFC 7009 §2.1), not a secret
+        if token_type_hint == "refresh_token":
             record = await self.model.get_refresh_token(token_digest) or await self.model.get_access_token(token_digest)
         else:
             record = await self.model.get_access_token(token_digest) or await self.model.get_refresh_token(token_digest)
@@ -276,15 +291,78 @@ class AuthorizationServer:
 
     # -- resource server side -------------------------------------------------------------
     async def verify_access_token(self, token: str) -> AccessToken | None:
-        """The live access token for ``token``, or None (unknown, expired, revoked, other audience)."""
-        if not token or len(token) > 512:
+        """The live access token for ``token``, or None (unknown, expired, revoked, other audience).
+
+        Opaque or JWT, the model decides: a revoked token is gone from it. A JWT is checked
+        locally first (signature, ``iss``, ``aud``, ``exp``: ``jwt_access.verify_own``), once per
+        process, so a forged one costs no database read; a token already checked skips that.
+        """
+        if not token or len(token) > MAX_ACCESS_TOKEN_LENGTH:
             return None
-        record = await self.model.get_access_token(tokens.digest(token))
-        if record is None or record.expires_at <= self.now():
+        token_digest = tokens.digest(token)
+        now = self.now()
+        if self.signing is not None and jwt_access.looks_like_jwt(token) and token_digest not in self._checked_jwts:
+            if not await jwt_access.verify_own(token, self.signing, self.settings, now):
+                return None
+            self._checked_jwts[token_digest] = None
+            if len(self._checked_jwts) > CHECKED_JWTS:
+                self._checked_jwts.popitem(last=False)
+        record = await self.model.get_access_token(token_digest)
+        if record is None or record.expires_at <= now:
             return None
         if record.resource not in self.settings.resources:
             return None
         return record
+
+    # -- JWT signing keys (RFC 9068, RFC 7517) --------------------------------------------
+    async def jwks(self) -> dict[str, Any]:
+        """The JWK Set that ``/.well-known/jwks.json`` serves (empty for opaque tokens)."""
+        return {"keys": []} if self.signing is None else await self.signing.jwks()
+
+    async def rotate_signing_keys(self) -> str:
+        """Publish a new managed signing key now; it signs after ``signing_key_propagation``
+        seconds, and the keys it replaces stay published until their last token expires."""
+        if self.signing is None:
+            raise RuntimeError("rotate_signing_keys needs access_token_format='jwt'")
+        return await self.signing.rotate()
+
+    # -- introspection (RFC 7662) ---------------------------------------------------------
+    async def introspect(self, client: Client, token: str, token_type_hint: str | None = None) -> dict[str, Any]:
+        """RFC 7662 §2.2: what ``client`` may learn about ``token``; ``{"active": false}`` otherwise.
+
+        §2.1 leaves who may ask to the server: an authenticated confidential client (a resource
+        server's own credentials) may introspect any access token; a public client only access
+        tokens issued to itself; a refresh token only the client it was issued to. Unknown,
+        expired, revoked and rotated tokens, and anything the caller may not see, are inactive
+        alike (§2.2), so the answer tells nothing about tokens the caller has no business with.
+        """
+        inactive: dict[str, Any] = {"active": False}
+        if not token or len(token) > MAX_ACCESS_TOKEN_LENGTH:
+            return inactive
+        now = self.now()
+        if token_type_hint != "refresh_token":
+            access = await self.verify_access_token(token)
+            if access is not None:
+                if client.is_public and access.client_id != client.client_id:
+                    return inactive
+                return self._introspection(access.client_id, access.subject, access.scopes, access.resource,
+                                           access.expires_at, token_type="Bearer")
+        refresh = await self.model.get_refresh_token(tokens.digest(token))
+        if (refresh is None or refresh.client_id != client.client_id or refresh.rotated_at is not None
+                or min(refresh.expires_at, refresh.grant_expires_at) <= now):
+            return inactive
+        return self._introspection(refresh.client_id, refresh.subject, refresh.granted_scopes, refresh.resource,
+                                   min(refresh.expires_at, refresh.grant_expires_at), token_type=None)
+
+    def _introspection(self, client_id: str, subject: str, scopes: tuple[str, ...], resource: str,
+                       expires_at: int, token_type: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "active": True, "client_id": client_id, "sub": subject, "scope": " ".join(scopes),
+            "aud": resource, "iss": self.settings.issuer_url, "exp": expires_at,
+        }
+        if token_type is not None:
+            body["token_type"] = token_type
+        return body
 
     # -- housekeeping ---------------------------------------------------------------------
     async def purge_expired(self, batch: int = 1000, busy_share: float = 0.25) -> int:

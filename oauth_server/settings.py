@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import urlsplit
 
 from oauth_server.scopes import is_scope_token
@@ -53,6 +54,23 @@ class OAuthServerSettings:
     service_documentation_url: str | None = None
     max_redirect_uris: int = 20
     extra_resources: tuple[str, ...] = field(default=())
+    #: ``"opaque"``: random strings looked up in the model. ``"jwt"``: RFC 9068 JWTs that a
+    #: resource server in another process verifies with our JWKS (``/.well-known/jwks.json``).
+    access_token_format: Literal["opaque", "jwt"] = "opaque"
+    #: Algorithm of managed signing keys: RS256 (RFC 9068 §4 requires resource servers to
+    #: support it, so every verifier does), ES256 or EdDSA.
+    signing_algorithm: str = "RS256"
+    #: The app's own signing keys (PEM or JSON JWK, private): the first signs, the others are
+    #: only published. Empty: keys are managed in the model (``key_encryption_secret`` needed).
+    signing_keys: tuple[str, ...] = ()
+    #: Secret (≥ 32 bytes) that encrypts managed private keys before they are stored.
+    key_encryption_secret: str | None = field(default=None, repr=False)
+    #: Seconds a new managed key is published before it signs, and the JWKS's cache lifetime:
+    #: a resource server that cached the JWKS already knows a key when it first sees it.
+    signing_key_propagation: int = 300
+    #: Seconds a process keeps the managed key set before reading it again (other processes'
+    #: rotations reach it within this; an unknown ``kid`` rereads at once, at most this often).
+    signing_key_cache_ttl: float = 60.0
 
     def __post_init__(self) -> None:
         _check_url("issuer_url", self.issuer_url)
@@ -71,6 +89,16 @@ class OAuthServerSettings:
                 raise ValueError(f"{name} must be positive")
         if self.client_secret_lifetime < 0:
             raise ValueError("client_secret_lifetime must be >= 0 (0 means never expires)")
+        if self.access_token_format not in ("opaque", "jwt"):
+            raise ValueError("access_token_format must be 'opaque' or 'jwt'")
+        if self.signing_algorithm not in ("RS256", "ES256", "EdDSA"):
+            raise ValueError("signing_algorithm must be RS256, ES256 or EdDSA")
+        if self.access_token_format == "jwt" and not self.signing_keys and not self.key_encryption_secret:
+            raise ValueError("JWT access tokens need signing_keys or a key_encryption_secret for managed keys")
+        if self.key_encryption_secret is not None and len(self.key_encryption_secret.encode()) < 32:
+            raise ValueError("key_encryption_secret must be at least 32 bytes")
+        if self.signing_key_propagation < 0 or self.signing_key_cache_ttl < 0:
+            raise ValueError("signing_key_propagation and signing_key_cache_ttl must be >= 0")
 
     @property
     def secure_cookies(self) -> bool:

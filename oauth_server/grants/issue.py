@@ -6,14 +6,16 @@ grant (client_credentials, device_code, jwt-bearer) starts from a short signatur
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from oauth_server import jwt_access, tokens
 from oauth_server import scopes as scope_strings
-from oauth_server import tokens
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.records import AccessToken, Client, RefreshToken
 from oauth_server.settings import OAuthServerSettings
+from oauth_server.signing import LoadedKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,8 @@ class GrantContext:
     settings: OAuthServerSettings
     now: int
     client: Client
+    #: The key that signs access tokens when they are JWTs (RFC 9068); None: opaque tokens.
+    signing_key: LoadedKey | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +64,8 @@ def mint(
 ) -> Issuance:
     """New credentials for ``ctx.client`` in grant ``grant_id``; nothing is stored yet."""
     settings, now = ctx.settings, ctx.now
-    access_token = tokens.new_token()
     access = AccessToken(
-        token_digest=tokens.digest(access_token),
+        token_digest="",
         grant_id=grant_id,
         client_id=ctx.client.client_id,
         subject=subject,
@@ -70,6 +73,12 @@ def mint(
         resource=resource,
         expires_at=now + settings.access_token_lifetime,
     )
+    if ctx.signing_key is None:
+        access_token = tokens.new_token()
+    else:
+        access_token = jwt_access.encode(ctx.signing_key, settings, access, tokens.new_id(), now)
+    # The model keeps a JWT by digest too: revocation and introspection work as for opaque ones.
+    access = dataclasses.replace(access, token_digest=tokens.digest(access_token))
     refresh_token: str | None = None
     refresh: RefreshToken | None = None
     # OAuth 2.1 §4.3: refresh tokens only for clients registered for the refresh_token grant.

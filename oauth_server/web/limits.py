@@ -30,6 +30,7 @@ DEFAULT_LIMITS = {
     "token": "300/minute",
     "token_client": "120/minute",
     "revoke": "120/minute",
+    "introspect": "600/minute",  # resource servers introspect on every uncached request
 }
 
 

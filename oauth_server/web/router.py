@@ -16,7 +16,7 @@ from oauth_server.errors import InvalidRequest, OAuthError, PayloadTooLarge
 from oauth_server.server import AuthorizationServer
 from oauth_server.web import cors
 from oauth_server.web.context import MAX_BODY_BYTES, GetUser, RouterContext, UserScopes
-from oauth_server.web.endpoints import authorize, consent, metadata, register, revoke, token
+from oauth_server.web.endpoints import authorize, consent, introspect, jwks, metadata, register, revoke, token
 from oauth_server.web.errors import OAuthRoute, error_response
 from oauth_server.web.limits import RateLimits
 from oauth_server.web.templating import Templates
@@ -32,7 +32,7 @@ class _OAuthRouterRoute(OAuthRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        cors_enabled = self.path.rsplit("/", 1)[-1] in CORS_PATHS or self.path.startswith("/.well-known/")
+        cors_enabled = self.path.rsplit("/", 1)[-1] in CORS_PATHS or "/.well-known/" in self.path
 
         async def route(request: Request) -> Response:
             problem = await _screen(request)
@@ -101,11 +101,15 @@ def mcp_auth_router(
     consent.add_routes(router, ctx)
     token.add_routes(router, ctx)
     revoke.add_routes(router, ctx)
+    introspect.add_routes(router, ctx)
+    jwks.add_routes(router, ctx)
     cors.add_method_not_allowed(router, ctx.path("authorize"), "GET, HEAD, POST")
     cors.add_method_not_allowed(router, ctx.consent_path, "GET, HEAD, POST")
     for name in CORS_PATHS:
         cors.add_preflight(router, ctx.path(name), "POST")
     cors.add_preflight(router, f"/.well-known/oauth-authorization-server{ctx.base_path}", "GET")
+    if server.signing is not None:
+        cors.add_preflight(router, jwks.jwks_path(ctx), "GET")
     for resource in server.settings.resources:
         cors.add_preflight(router, metadata.protected_resource_metadata_path(resource), "GET")
     return router

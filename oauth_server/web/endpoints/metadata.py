@@ -29,12 +29,16 @@ def authorization_server_metadata(ctx: RouterContext) -> dict[str, Any]:
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "introspection_endpoint": ctx.endpoint_url("introspect"),  # RFC 8414 §2 / RFC 7662
+        "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,  # RFC 9207 §3
         "client_id_metadata_document_supported": False,
     }
     if settings.dynamic_client_registration:
         doc["registration_endpoint"] = ctx.endpoint_url("register")
+    if ctx.server.signing is not None:
+        doc["jwks_uri"] = ctx.endpoint_url(".well-known/jwks.json")
     if settings.service_documentation_url:
         doc["service_documentation"] = settings.service_documentation_url
     return doc
