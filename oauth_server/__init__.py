@@ -19,8 +19,17 @@ from oauth_server.settings import OAuthServerSettings
 if typing.TYPE_CHECKING:
     from oauth_server.integrations.mcp_sdk import OAuthServer
     from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
+    from oauth_server.resource import (
+        IssuerConfig,
+        LocalVerifier,
+        ResourceServer,
+        TokenVerifier,
+        VerifiedToken,
+        VerifierUnavailable,
+    )
     from oauth_server.web.bearer import BearerAuthMiddleware, require_bearer_auth
     from oauth_server.web.limits import RateLimits
+    from oauth_server.web.resource_metadata import protected_resource_router
     from oauth_server.web.router import consent_router, mcp_auth_router
 
 #: Public names loaded on first use, and the module each lives in.
@@ -30,6 +39,13 @@ _LAZY = {
     "BearerAuthMiddleware": "oauth_server.web.bearer",
     "require_bearer_auth": "oauth_server.web.bearer",
     "RateLimits": "oauth_server.web.limits",
+    "IssuerConfig": "oauth_server.resource",
+    "LocalVerifier": "oauth_server.resource",
+    "ResourceServer": "oauth_server.resource",
+    "TokenVerifier": "oauth_server.resource",
+    "VerifiedToken": "oauth_server.resource",
+    "VerifierUnavailable": "oauth_server.resource",
+    "protected_resource_router": "oauth_server.web.resource_metadata",
     "consent_router": "oauth_server.web.router",
     "mcp_auth_router": "oauth_server.web.router",
 }
@@ -41,6 +57,8 @@ __all__ = [
     "BearerAuthMiddleware",
     "Client",
     "Grant",
+    "IssuerConfig",
+    "LocalVerifier",
     "MemoryOAuthServerModel",
     "OAuthError",
     "OAuthServer",
@@ -49,10 +67,15 @@ __all__ = [
     "PendingAuthorization",
     "RateLimits",
     "RefreshToken",
+    "ResourceServer",
     "SQLAlchemyOAuthServerModel",
     "StorageUnavailable",
+    "TokenVerifier",
+    "VerifiedToken",
+    "VerifierUnavailable",
     "consent_router",
     "mcp_auth_router",
+    "protected_resource_router",
     "require_bearer_auth",
 ]
 

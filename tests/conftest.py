@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from starlette.requests import Request
 
 from oauth_server import MemoryOAuthServerModel, OAuthServer, OAuthServerSettings, mcp_auth_router, require_bearer_auth
-from oauth_server.records import AccessToken
+from oauth_server.resource import VerifiedToken
 from tests.helpers import FrozenClock
 
 ISSUER = "http://localhost:8000"
@@ -29,7 +29,7 @@ def build_app(server: OAuthServer) -> FastAPI:
     guard = require_bearer_auth(server, ["mcp:tools"])
 
     @app.post("/mcp")
-    async def mcp_endpoint(token: AccessToken = Depends(guard)) -> dict[str, object]:  # noqa: B008
+    async def mcp_endpoint(token: VerifiedToken = Depends(guard)) -> dict[str, object]:  # noqa: B008
         return {"subject": token.subject, "scopes": list(token.scopes)}
 
     return app

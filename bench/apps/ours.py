@@ -34,7 +34,7 @@ from oauth_server import (
     mcp_auth_router,
     require_bearer_auth,
 )
-from oauth_server.records import AccessToken
+from oauth_server.resource import VerifiedToken
 from oauth_server.web.limits import RateLimits
 
 USER = "bench-user"
@@ -101,7 +101,7 @@ def build_app(base_url: str, model: OAuthServerModel, guard: str = "middleware",
     dependency = require_bearer_auth(server, ["mcp:tools"])
 
     @app.post("/mcp")
-    async def mcp_endpoint(token: AccessToken = Depends(dependency)) -> dict[str, object]:  # noqa: B008
+    async def mcp_endpoint(token: VerifiedToken = Depends(dependency)) -> dict[str, object]:  # noqa: B008
         return {"subject": token.subject, "scopes": list(token.scopes)}
 
     return app

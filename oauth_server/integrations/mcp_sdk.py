@@ -40,7 +40,9 @@ from oauth_server.errors import OAuthError
 from oauth_server.grants import authorization_code as code_grant
 from oauth_server.grants import refresh_token as refresh_grant
 from oauth_server.grants.issue import GrantContext, Issuance
-from oauth_server.records import AccessToken, Client
+from oauth_server.records import Client
+from oauth_server.resource.local import verified_token
+from oauth_server.resource.verified import VerifiedToken
 from oauth_server.resources import canonical_resource
 from oauth_server.server import AuthorizationServer
 
@@ -68,16 +70,21 @@ def sdk_client(client: Client) -> OAuthClientInformationFull:
     return OAuthClientInformationFull.model_validate(info)
 
 
-def sdk_access_token(record: AccessToken, token: str, issuer: str) -> SDKAccessToken:
-    """Our ``AccessToken`` record as the SDK's, for ``get_access_token()`` inside MCP tools."""
+def sdk_access_token(record: VerifiedToken, token: str) -> SDKAccessToken:
+    """A ``VerifiedToken`` as the SDK's ``AccessToken``, for ``get_access_token()`` inside MCP tools.
+
+    The SDK requires a client id; a token that names none (some issuers' user tokens) is
+    attributed to its subject. ``claims`` keeps ``iss``, which the SDK's ``principal_components``
+    reads to tell principals of different issuers apart.
+    """
     return SDKAccessToken(
         token=token,
-        client_id=record.client_id,
+        client_id=record.client_id or record.subject,
         scopes=list(record.scopes),
         expires_at=record.expires_at,
-        resource=record.resource,
+        resource=record.audience[0] if record.audience else None,
         subject=record.subject,
-        claims={"iss": issuer},
+        claims={**record.claims, "iss": record.issuer},
     )
 
 
@@ -98,7 +105,7 @@ class OAuthServer(AuthorizationServer):
         record = await self.model.get_client(client.client_id)
         if record is None:
             raise TokenError(error="invalid_client", error_description="unknown client")
-        return self._grant_context(record)
+        return await self._grant_context(record)
 
     # -- OAuthAuthorizationServerProvider --------------------------------------------------
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
@@ -206,7 +213,7 @@ class OAuthServer(AuthorizationServer):
     async def load_access_token(self, token: str) -> SDKAccessToken | None:
         """Our ``verify_access_token``, converted by ``sdk_access_token``."""
         record = await self.verify_access_token(token)
-        return None if record is None else sdk_access_token(record, token, self.settings.issuer_url)
+        return None if record is None else sdk_access_token(verified_token(record, self.settings.issuer_url), token)
 
     async def revoke_token(self, token: SDKAccessToken | SDKRefreshToken) -> None:
         """The SDK's /revoke (after it authenticated the client): revokes the token's whole grant,

@@ -1,9 +1,12 @@
 """Bearer token checks for the MCP endpoint (RFC 6750, RFC 9728 §5.1, MCP authorization spec).
 
 Two forms share one check: ``require_bearer_auth`` is a FastAPI dependency for routes, and
-``BearerAuthMiddleware`` wraps an ASGI app (the MCP SDK's streamable HTTP app). Failures answer
-401 with ``WWW-Authenticate: Bearer resource_metadata="...", scope="..."`` (plus
-``error="invalid_token"`` when a token was sent) or 403 ``insufficient_scope``.
+``BearerAuthMiddleware`` wraps an ASGI app (the MCP SDK's streamable HTTP app). Both take our
+own ``AuthorizationServer`` (checked through ``LocalVerifier``) or any ``TokenVerifier`` — a
+``ResourceServer`` trusting authorization servers elsewhere. Failures answer 401 with
+``WWW-Authenticate: Bearer resource_metadata="...", scope="..."`` (plus
+``error="invalid_token"`` when a token was sent), 403 ``insufficient_scope`` naming what is
+missing, or 503 ``temporarily_unavailable`` when the verifier cannot tell right now.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from starlette.authentication import AuthCredentials
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from oauth_server.errors import StorageUnavailable
 from oauth_server.integrations.mcp_sdk import sdk_access_token
-from oauth_server.records import AccessToken
+from oauth_server.resource.local import LocalVerifier
+from oauth_server.resource.verified import TokenVerifier, VerifiedToken, VerifierUnavailable
 from oauth_server.server import AuthorizationServer
 from oauth_server.web.endpoints.metadata import protected_resource_metadata_url
+
+VerifierOrServer = TokenVerifier | AuthorizationServer
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +39,30 @@ class BearerFailure(Exception):
     www_authenticate: str
 
 
+def token_verifier(verifier_or_server: VerifierOrServer, resource: str | None = None) -> TokenVerifier:
+    """Our ``AuthorizationServer`` becomes a ``LocalVerifier``; a ``TokenVerifier`` is used as is
+    (it knows its resource; a different ``resource`` here would be a configuration mistake)."""
+    if isinstance(verifier_or_server, AuthorizationServer):
+        return LocalVerifier(verifier_or_server, resource)
+    if resource is not None and resource != verifier_or_server.resource:
+        raise ValueError(f"resource {resource!r} differs from the verifier's {verifier_or_server.resource!r}")
+    return verifier_or_server
+
+
 class BearerAuth:
-    """The check itself: find the token in the header, verify it, compare scopes."""
+    """The check itself: find the token in the header, verify it, compare scopes and roles."""
 
     def __init__(
-        self, server: AuthorizationServer, required_scopes: Iterable[str] = (), resource: str | None = None
+        self,
+        verifier_or_server: VerifierOrServer,
+        required_scopes: Iterable[str] = (),
+        resource: str | None = None,
+        required_roles: Iterable[str] = (),
     ) -> None:
-        self.server = server
+        self.verifier = token_verifier(verifier_or_server, resource)
         self.required_scopes = tuple(required_scopes)
-        self.resource = resource or server.settings.resource_server_url
+        self.required_roles = tuple(required_roles)
+        self.resource = self.verifier.resource
         self.metadata_url = protected_resource_metadata_url(self.resource)
 
     def challenge(self, error: str | None = None, description: str | None = None) -> str:
@@ -58,7 +78,7 @@ class BearerAuth:
     def _fail(self, status: int, error: str | None, description: str) -> BearerFailure:
         return BearerFailure(status, error, description, self.challenge(error, description if error else None))
 
-    async def check(self, headers: Mapping[str, str], query_string: bytes) -> AccessToken:
+    async def check(self, headers: Mapping[str, str], query_string: bytes) -> VerifiedToken:
         header = headers.get("authorization")
         if header is None:
             # OAuth 2.1 §5.1.1 / MCP: tokens in the query string are never accepted.
@@ -69,30 +89,44 @@ class BearerAuth:
         if scheme.lower() != "bearer" or not value.strip():
             raise self._fail(401, "invalid_request", "the Authorization header must be 'Bearer <token>'")
         try:
-            record = await self.server.verify_access_token(value.strip())
-        except StorageUnavailable:
+            record = await self.verifier.verify(value.strip())
+        except VerifierUnavailable:
             # The token may be fine: say "try again", never "invalid_token" (which would make
             # clients throw the token away and send the user through consent again).
-            raise BearerFailure(503, "temporarily_unavailable", "token storage is unavailable; retry later",
+            raise BearerFailure(503, "temporarily_unavailable", "the token cannot be checked now; retry later",
                                 'Bearer error="temporarily_unavailable"') from None
-        if record is None or record.resource != self.resource:
+        if record is None:
             raise self._fail(401, "invalid_token", "the access token is invalid, expired or for another resource")
-        missing = [s for s in self.required_scopes if s not in record.scopes]
+        missing = self._missing(record)
         if missing:
-            raise self._fail(403, "insufficient_scope", f"requires scope: {' '.join(self.required_scopes)}")
+            # RFC 6750 §3.1: insufficient_scope, with the scope the request needs.
+            raise self._fail(403, "insufficient_scope", "; ".join(missing))
         return record
+
+    def _missing(self, record: VerifiedToken) -> list[str]:
+        problems = []
+        if any(scope not in record.scopes for scope in self.required_scopes):
+            problems.append(f"requires scope: {' '.join(self.required_scopes)}")
+        missing_roles = [role for role in self.required_roles if role not in record.roles]
+        if missing_roles:
+            problems.append(f"requires role: {' '.join(missing_roles)}")
+        return problems
 
 
 def require_bearer_auth(
-    server: AuthorizationServer, required_scopes: Iterable[str] = (), resource: str | None = None
-) -> Callable[[Request], Awaitable[AccessToken]]:
-    """A FastAPI dependency returning the verified ``AccessToken`` record.
+    verifier_or_server: VerifierOrServer,
+    required_scopes: Iterable[str] = (),
+    resource: str | None = None,
+    *,
+    required_roles: Iterable[str] = (),
+) -> Callable[[Request], Awaitable[VerifiedToken]]:
+    """A FastAPI dependency returning the ``VerifiedToken``.
 
     ``@app.post("/mcp/tool") async def tool(token = Depends(require_bearer_auth(server, ["mcp:tools"])))``
     """
-    auth = BearerAuth(server, required_scopes, resource)
+    auth = BearerAuth(verifier_or_server, required_scopes, resource, required_roles)
 
-    async def bearer_token(request: Request) -> AccessToken:
+    async def bearer_token(request: Request) -> VerifiedToken:
         try:
             return await auth.check(request.headers, request.scope.get("query_string", b""))
         except BearerFailure as failure:
@@ -115,12 +149,14 @@ class BearerAuthMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        server: AuthorizationServer,
+        verifier_or_server: VerifierOrServer,
         required_scopes: Iterable[str] = (),
         resource: str | None = None,
+        *,
+        required_roles: Iterable[str] = (),
     ) -> None:
         self.app = AuthContextMiddleware(app)
-        self.auth = BearerAuth(server, required_scopes, resource)
+        self.auth = BearerAuth(verifier_or_server, required_scopes, resource, required_roles)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -133,7 +169,7 @@ class BearerAuthMiddleware:
             await _send_failure(send, failure)
             return
         token = request.headers["authorization"].partition(" ")[2].strip()
-        scope["user"] = AuthenticatedUser(sdk_access_token(record, token, self.auth.server.settings.issuer_url))
+        scope["user"] = AuthenticatedUser(sdk_access_token(record, token))
         scope["auth"] = AuthCredentials(list(record.scopes))
         await self.app(scope, receive, send)
 
