@@ -200,7 +200,7 @@ def run(args: argparse.Namespace, servers: list[Server]) -> int:
                           f"driver CPU {r.get('driver_cpu_pct') or 0:5.1f}%", file=sys.stderr, flush=True)
             rounds.append(results)
     finally:
-        if any(s.base_name == "ours-postgres" for s in active):
+        if any(s.base_name.startswith("ours-postgres") for s in active):
             drop_database()
     document = {
         "meta": {

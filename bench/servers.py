@@ -59,9 +59,13 @@ class Server:
         if self.base_name == "ours-sqlite":
             url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
             return [*py, "bench.apps.ours", "--port", str(port), "--model", "sqlite", "--db-url", url], root, {}
-        if self.base_name == "ours-postgres":
+        if self.base_name in ("ours-postgres", "ours-postgres-jwt"):
             url = self.extra.get("db_url") or f"postgresql+asyncpg://{_pg_netloc()}/{PG_DATABASE}"
-            return [*py, "bench.apps.ours", "--port", str(port), "--model", "postgres", "--db-url", url], root, {}
+            jwt = ["--token-format", "jwt"] if self.base_name.endswith("-jwt") else []
+            return [*py, "bench.apps.ours", "--port", str(port), "--model", "postgres", "--db-url", url, *jwt], root, {}
+        if self.base_name == "ours-rs-jwt":
+            return [*py, "bench.apps.ours", "--port", str(port), "--model", "memory", "--token-format", "jwt",
+                    "--guard", "resource-server"], root, {}
         if self.name == "mcp-sdk":
             return [*py, "bench.apps.sdk", "--port", str(port)], ROOT, {}
         if self.name == "starlette":
@@ -77,7 +81,7 @@ class Server:
     def prepared(self) -> Iterator[Path]:
         """A fresh store for one start: a temp directory (SQLite file), a new Postgres database."""
         with tempfile.TemporaryDirectory(prefix=f"bench-{self.name}-") as tmp:
-            if self.base_name == "ours-postgres" and "db_url" not in self.extra:  # bench.scale keeps its own
+            if self.base_name.startswith("ours-postgres") and "db_url" not in self.extra:  # bench.scale: its own
                 asyncio.run(_recreate_database())
             yield Path(tmp)
 
@@ -88,6 +92,10 @@ ALL = [
            "oauth_server, SQLAlchemyOAuthServerModel on SQLite (aiosqlite, temp file)"),
     Server("ours-postgres", "ours", "consent-page",
            "oauth_server, SQLAlchemyOAuthServerModel on Postgres (asyncpg, local)"),
+    Server("ours-postgres-jwt", "ours", "consent-page",
+           "the same with JWT access tokens (RFC 9068, managed RS256 keys in Postgres)"),
+    Server("ours-rs-jwt", "ours", "consent-page",
+           "resource-server mode: /mcp verifies JWTs by the issuer's JWKS only (ResourceServer), memory AS"),
     Server("mcp-oauth-server", "peer", "consent-page",
            "npm mcp-oauth-server 1.0.0, Express 5, MemoryOAuthServerModel, node"),
     Server("mcp-sdk", "peer", "immediate-code", "MCP Python SDK create_auth_routes + in-memory provider, uvicorn"),
@@ -148,7 +156,7 @@ def check(server: Server) -> Server:
         server.available, server.reason = False, reason
         return server
 
-    if server.base_name in ("ours-sqlite", "ours-postgres"):
+    if server.base_name in ("ours-sqlite", "ours-postgres", "ours-postgres-jwt"):
         try:
             module = importlib.import_module("oauth_server.model.sqlalchemy")
             module.SQLAlchemyOAuthServerModel  # noqa: B018 - the attribute is the check
@@ -156,7 +164,7 @@ def check(server: Server) -> Server:
             return off(f"SQL model not importable ({type(exc).__name__}: {exc})")
         if server.base_name == "ours-sqlite" and importlib.util.find_spec("aiosqlite") is None:
             return off("aiosqlite is not installed")
-        if server.base_name == "ours-postgres":
+        if server.base_name.startswith("ours-postgres"):
             if importlib.util.find_spec("asyncpg") is None:
                 return off("asyncpg is not installed")
             try:

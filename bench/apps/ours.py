@@ -8,6 +8,7 @@ way, in ``RequireAuthMiddleware``); ``--guard dependency`` uses the FastAPI depe
 limits are off (the driver sends thousands of requests per second from one address).
 
 Usage: python -m bench.apps.ours --port 8000 [--model memory|sqlite|postgres] [--db-url URL]
+       [--token-format opaque|jwt] [--guard middleware|dependency|resource-server]
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from oauth_server import (
     mcp_auth_router,
     require_bearer_auth,
 )
-from oauth_server.resource import VerifiedToken
+from oauth_server.resource import ResourceServer, VerifiedToken
 from oauth_server.web.limits import RateLimits
 
 USER = "bench-user"
@@ -64,11 +65,15 @@ async def protected_json(scope: Scope, receive: Receive, send: Send) -> None:
 
 #: ``--short-lifetimes`` (bench.churn): everything expires within seconds, so a long run shows
 #: whether expired records are really dropped.
-def settings_for(base_url: str, short_lifetimes: bool) -> OAuthServerSettings:
+def settings_for(base_url: str, short_lifetimes: bool, token_format: str = "opaque") -> OAuthServerSettings:
     settings = OAuthServerSettings(
         issuer_url=base_url, resource_server_url=f"{base_url}/mcp", authorization_url=f"{base_url}/consent",
         scopes_supported=("mcp:tools",),
     )
+    if token_format == "jwt":
+        # A benchmark-only secret: managed RS256 keys in the model, as a deployment would run them.
+        settings = dataclasses.replace(settings, access_token_format="jwt",
+                                       key_encryption_secret="bench-only key encryption secret, 32+ bytes")
     if short_lifetimes:
         settings = dataclasses.replace(settings, access_token_lifetime=2, refresh_token_lifetime=6,
                                        refresh_token_absolute_lifetime=12, authorization_code_lifetime=5,
@@ -77,8 +82,8 @@ def settings_for(base_url: str, short_lifetimes: bool) -> OAuthServerSettings:
 
 
 def build_app(base_url: str, model: OAuthServerModel, guard: str = "middleware",
-              short_lifetimes: bool = False) -> FastAPI:
-    server = OAuthServer(model, settings_for(base_url, short_lifetimes))
+              short_lifetimes: bool = False, token_format: str = "opaque") -> FastAPI:
+    server = OAuthServer(model, settings_for(base_url, short_lifetimes, token_format))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,8 +99,12 @@ def build_app(base_url: str, model: OAuthServerModel, guard: str = "middleware",
 
     app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     app.include_router(mcp_auth_router(server, get_user=fixed_user, rate_limits=RateLimits.disabled()))
-    if guard == "middleware":
-        protected = BearerAuthMiddleware(protected_json, server, ["mcp:tools"])
+    if guard in ("middleware", "resource-server"):
+        # resource-server: /mcp verifies JWTs as a separate MCP server would, with only the
+        # issuer's metadata and JWKS (fetched over loopback from this same process), no model.
+        verifier = (ResourceServer(f"{base_url}/mcp", [base_url], allow_loopback=True, allow_http=True)
+                    if guard == "resource-server" else server)
+        protected = BearerAuthMiddleware(protected_json, verifier, ["mcp:tools"])
         app.router.routes.insert(0, Route("/mcp", endpoint=protected, methods=["POST"]))
         return app
     dependency = require_bearer_auth(server, ["mcp:tools"])
@@ -112,11 +121,16 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--model", choices=["memory", "sqlite", "postgres"], default="memory")
     parser.add_argument("--db-url", default=None)
-    parser.add_argument("--guard", choices=["middleware", "dependency"], default="middleware")
+    parser.add_argument("--guard", choices=["middleware", "dependency", "resource-server"], default="middleware")
+    parser.add_argument("--token-format", choices=["opaque", "jwt"], default="opaque")
     parser.add_argument("--short-lifetimes", action="store_true")
     args = parser.parse_args()
     base_url = f"http://127.0.0.1:{args.port}"
-    serve(build_app(base_url, build_model(args.model, args.db_url), args.guard, args.short_lifetimes), args.port)
+    if args.guard == "resource-server" and args.token_format != "jwt":
+        raise SystemExit("--guard resource-server verifies JWTs: add --token-format jwt")
+    app = build_app(base_url, build_model(args.model, args.db_url), args.guard, args.short_lifetimes,
+                    args.token_format)
+    serve(app, args.port)
 
 
 if __name__ == "__main__":
