@@ -1,9 +1,11 @@
 """The claim rules every foreign token passes, JWT or introspected, before it is accepted.
 
-RFC 9068 §4 lists them for JWT access tokens; RFC 7662 §4 asks the same of an introspection
-answer ("the protected resource MUST ... check the audience and other attributes"). A JWT
-must carry ``iss``, ``aud`` and ``exp``; an introspection answer comes from the issuer itself
-over an authenticated channel, so there they are checked only when present.
+RFC 9068 §4 lists them for JWT access tokens, which must carry ``iss``, ``aud`` and ``exp``.
+An introspection answer comes from the issuer itself over an authenticated channel, so ``iss``
+and ``exp`` are checked only when present; ``aud`` is required by default all the same: the
+MCP authorization spec makes audience binding a MUST (RFC 8707), and an answer without it may
+describe a refresh token (node-oidc-provider omits ``token_type`` for those) or a token minted
+for another resource.
 """
 
 from __future__ import annotations
@@ -30,24 +32,30 @@ def _number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+#: RFC 9068 §2.2: a JWT access token must carry these.
+JWT_REQUIRED = frozenset({"iss", "aud", "exp"})
+#: An introspection answer must at least name the audience (see ``IssuerConfig``).
+INTROSPECTION_REQUIRED = frozenset({"aud"})
+
+
 def why_refused(
-    claims: Mapping[str, Any], *, issuer: str, resource: str, now: float, leeway: float, strict: bool
+    claims: Mapping[str, Any], *, issuer: str, resource: str, now: float, leeway: float, required: frozenset[str]
 ) -> str | None:
-    """The first rule the claims break, or None. ``strict``: ``iss``, ``aud``, ``exp`` required
-    (RFC 9068 §2.2 for JWTs); otherwise each is checked when present (introspection).
+    """The first rule the claims break, or None. ``iss``, ``aud`` and ``exp`` are checked when
+    present, and must be present when ``required`` names them.
 
     ``aud`` must name this resource, compared as our authorization server compares resource
     indicators (``resources.same_resource``: equal but for a trailing slash, which MCP clients
     add or drop); ``iss`` is compared exactly (RFC 9068 §4 step 3)."""
-    if strict or "iss" in claims:
+    if "iss" in required or "iss" in claims:
         if claims.get("iss") != issuer:
             return "iss is not the issuer (RFC 9068 §4 step 3)"
-    if strict or "aud" in claims:
+    if "aud" in required or "aud" in claims:
         aud = audiences(claims.get("aud"))
         if aud is None or not any(same_resource(value, resource) for value in aud):
             return "aud does not name this resource (RFC 9068 §4 step 4, RFC 8707)"
     exp = claims.get("exp")
-    if strict or exp is not None:
+    if "exp" in required or exp is not None:
         if not _number(exp) or now >= exp + leeway:
             return "expired or without exp (RFC 7519 §4.1.4)"
     nbf = claims.get("nbf")

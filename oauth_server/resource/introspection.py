@@ -7,6 +7,9 @@ SHA-256 so no token is kept in memory: an active one until ``min(exp, now + cach
 (RFC 7662 §4: a cache trades revocation latency for load, so the time is bounded), an
 inactive one for ``inactive_ttl`` only. The cache holds at most ``max_entries``, so tokens
 sprayed by an attacker cannot grow it without bound.
+
+An active answer must name this resource in ``aud`` unless ``require_audience=False``
+(``checks``: audience binding is an MCP MUST, and refresh tokens introspect as active too).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Callable, Mapping
 
 from oauth_server import tokens
 from oauth_server.fetch import Fetcher, FetchError
-from oauth_server.resource.checks import verified, why_refused
+from oauth_server.resource.checks import INTROSPECTION_REQUIRED, verified, why_refused
 from oauth_server.resource.claims import RoleRules
 from oauth_server.resource.verified import VerifiedToken, VerifierUnavailable
 
@@ -46,6 +49,7 @@ class IntrospectionVerifier:
         inactive_ttl: float = 5.0,
         max_entries: int = 10_000,
         leeway: float = 30.0,
+        require_audience: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.resource = resource
@@ -56,6 +60,7 @@ class IntrospectionVerifier:
         self.rules = rules or RoleRules()
         self.cache_ttl, self.inactive_ttl, self.max_entries = cache_ttl, inactive_ttl, max_entries
         self.leeway = leeway
+        self.required = INTROSPECTION_REQUIRED if require_audience else frozenset()
         self.clock = clock
         self._cache: OrderedDict[str, tuple[float, VerifiedToken | None]] = OrderedDict()
 
@@ -101,7 +106,7 @@ class IntrospectionVerifier:
         claims = dict(answer)
         claims.pop("active")
         reason = why_refused(claims, issuer=self.issuer, resource=self.resource, now=now,
-                             leeway=self.leeway, strict=False)
+                             leeway=self.leeway, required=self.required)
         if reason is not None:
             logger.info("introspected token refused: %s", reason)
             return None

@@ -63,6 +63,8 @@ class IssuerConfig:
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     introspection_cache_ttl: float = 60.0
+    #: Refuse introspection answers without an ``aud`` naming this resource (``checks``).
+    introspection_requires_audience: bool = True
     #: An unknown ``kid`` refetches the JWK Set at most this often.
     jwks_refetch_interval: float = 60.0
 
@@ -169,7 +171,7 @@ class IssuerVerifier:
                     resource=self.resource, issuer=self.issuer, endpoint=metadata.introspection_endpoint,
                     client_id=config.client_id, client_secret=config.client_secret, fetcher=self.fetcher,
                     rules=self.rules, cache_ttl=config.introspection_cache_ttl, leeway=config.leeway,
-                    clock=self.clock)
+                    require_audience=config.introspection_requires_audience, clock=self.clock)
 
 
 def issuer_configs(issuers: Iterable[IssuerConfig | str]) -> tuple[IssuerConfig, ...]:

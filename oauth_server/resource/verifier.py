@@ -16,7 +16,7 @@ from typing import Any
 
 import jwt
 
-from oauth_server.resource.checks import verified, why_refused
+from oauth_server.resource.checks import JWT_REQUIRED, verified, why_refused
 from oauth_server.resource.claims import RoleRules
 from oauth_server.resource.jwks import KeySet
 from oauth_server.resource.verified import VerifiedToken
@@ -110,7 +110,7 @@ class JWTVerifier:
             logger.info("JWT refused: no key %r of %s verifies it", kid, self.issuer)
             return None
         reason = why_refused(claims, issuer=self.issuer, resource=self.resource, now=self.clock(),
-                             leeway=self.leeway, strict=True)
+                             leeway=self.leeway, required=JWT_REQUIRED)
         if reason is not None:
             logger.info("JWT refused: %s", reason)
             return None
