@@ -18,7 +18,8 @@ draft-ietf-oauth-client-id-metadata-document-02:
 - a per-host rate limit, so nobody can aim this server at a third party;
 - connections are pooled per host name and address, never shared between two names.
 
-``cache_lifetime`` turns a response's caching headers into how long its document may be kept.
+``cache_lifetime`` (from ``http_cache``) turns caching headers into how long a document may be kept;
+the per-name connection pools are in ``fetch_pools``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import quote_plus, urlsplit
@@ -40,6 +40,8 @@ import certifi
 import httpx
 
 from oauth_server import addresses
+from oauth_server.fetch_pools import PoolPerServerName
+from oauth_server.http_cache import cache_lifetime
 from oauth_server.json_input import JSONInputError, loads
 
 __all__ = ["FetchError", "FetchPolicy", "FetchRefused", "FetchResult", "Fetcher", "Resolver", "basic_authorization",
@@ -252,7 +254,7 @@ class Fetcher:
             transport = self._transport
             if transport is None:
                 context = ssl.create_default_context(cafile=self.policy.ca_bundle or certifi.where())
-                transport = _PoolPerServerName(context)
+                transport = PoolPerServerName(context)
             self._client = httpx.AsyncClient(
                 transport=transport, trust_env=False, follow_redirects=False,
                 timeout=httpx.Timeout(self.policy.timeout),
@@ -260,43 +262,6 @@ class Fetcher:
                 # other host on that address: the jar accepts none.
                 cookies=CookieJar(DefaultCookiePolicy(allowed_domains=[])))
         return self._client
-
-
-def cache_lifetime(headers: Mapping[str, str], *, floor: float, ceiling: float, default: float) -> float:
-    """Seconds a fetched document may be reused, from its caching headers, kept in [floor, ceiling].
-
-    RFC 9111 §4.2.1, read as a shared cache, since one fetched document serves every user:
-    ``s-maxage`` before ``max-age`` (§5.2.2.10), else ``Expires`` minus ``Date`` (§5.3), less
-    ``Age`` (§5.1). ``no-store`` and ``no-cache`` (§5.2.2.4, §5.2.2.5) give ``floor``, which is the
-    caller's guard against refetching on every request (draft-ietf-oauth-client-id-metadata-document
-    §5.2 lets the server bound lifetimes). A value that does not parse counts as stale (§4.2.1,
-    §5.3): ``floor`` again. Without any of these headers: ``default``.
-    """
-    if not 0 <= floor <= ceiling:
-        raise ValueError("cache lifetimes need 0 <= floor <= ceiling")
-    lower = {name.lower(): value for name, value in headers.items()}
-    directives: dict[str, str] = {}
-    for item in lower.get("cache-control", "").split(","):
-        name, _, value = item.partition("=")
-        directives.setdefault(name.strip().lower(), value.strip().strip('"'))  # the first one counts
-    lifetime: float
-    if "no-store" in directives or "no-cache" in directives:
-        return floor
-    if "s-maxage" in directives or "max-age" in directives:
-        value = directives.get("s-maxage", directives.get("max-age", ""))
-        lifetime = int(value) if value.isdigit() else 0
-    elif "expires" in lower and "date" in lower:
-        try:
-            expires, date = parsedate_to_datetime(lower["expires"]), parsedate_to_datetime(lower["date"])
-            lifetime = (expires - date).total_seconds()
-        except (TypeError, ValueError):  # "Expires: 0" and other invalid dates mean already expired
-            lifetime = 0
-    else:
-        lifetime = default
-    age = lower.get("age", "").strip()
-    if age.isdigit():
-        lifetime -= int(age)
-    return min(max(lifetime, floor), ceiling)
 
 
 def basic_authorization(client_id: str, client_secret: str) -> str:
@@ -332,77 +297,3 @@ def _transport_reason(exc: httpx.HTTPError) -> str:
     if isinstance(exc, httpx.ConnectError):
         return "could not connect to the server"
     return f"the exchange with the server failed ({type(exc).__name__})"
-
-
-@dataclass(slots=True)
-class _Pool:
-    transport: httpx.AsyncHTTPTransport
-    busy: int = 0
-    retired: bool = False
-
-
-class _PoolPerServerName(httpx.AsyncBaseTransport):
-    """Connection pools per host name, each pooling by address.
-
-    httpcore pools connections by origin, which here is the pinned address. Shared across names,
-    a TLS connection verified for a.example would carry b.example's request when both resolve to
-    the same address (one CDN), and b.example's answer would be taken without its certificate.
-    Pools beyond ``max_pools`` are closed least recently used first, once no response still
-    streams from them.
-    """
-
-    def __init__(self, ssl_context: ssl.SSLContext, max_pools: int = 64) -> None:
-        self._ssl_context = ssl_context
-        self._max_pools = max_pools
-        self._pools: collections.OrderedDict[str, _Pool] = collections.OrderedDict()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        name = f"{request.url.scheme}://{request.headers['host']}"
-        pool = self._pools.pop(name, None)
-        if pool is None:
-            pool = _Pool(httpx.AsyncHTTPTransport(verify=self._ssl_context, trust_env=False))
-        self._pools[name] = pool
-        pool.busy += 1
-        try:
-            while len(self._pools) > self._max_pools:
-                _, old = self._pools.popitem(last=False)
-                old.retired = True
-                if old.busy == 0:
-                    await old.transport.aclose()
-            response = await pool.transport.handle_async_request(request)
-        except BaseException:
-            await self._release(pool)
-            raise
-        assert isinstance(response.stream, httpx.AsyncByteStream)  # noqa: S101 (httpx's async transport)
-        stream = _ReleasingStream(response.stream, lambda: self._release(pool))
-        return httpx.Response(response.status_code, headers=response.headers, stream=stream,
-                              extensions=response.extensions)
-
-    async def _release(self, pool: _Pool) -> None:
-        pool.busy -= 1
-        if pool.retired and pool.busy == 0:
-            await pool.transport.aclose()
-
-    async def aclose(self) -> None:
-        pools, self._pools = list(self._pools.values()), collections.OrderedDict()
-        for pool in pools:
-            pool.retired = True
-            await pool.transport.aclose()
-
-
-class _ReleasingStream(httpx.AsyncByteStream):
-    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], Awaitable[None]]) -> None:
-        self._stream = stream
-        self._release: Callable[[], Awaitable[None]] | None = release
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._stream.aclose()
-        finally:
-            release, self._release = self._release, None
-            if release is not None:
-                await release()

@@ -17,7 +17,8 @@ from urllib.parse import parse_qs, unquote_plus
 
 import pytest
 
-from oauth_server.fetch import Fetcher, FetchError, FetchPolicy, FetchRefused, _PoolPerServerName
+from oauth_server.fetch import Fetcher, FetchError, FetchPolicy, FetchRefused
+from oauth_server.fetch_pools import PoolPerServerName
 from tests.fetch.certs import ThrowawayCA
 from tests.fetch.loopback import LoopbackServer, Received, answer, response
 from tests.helpers import FrozenClock
@@ -337,7 +338,7 @@ async def test_pools_beyond_the_limit_close_only_once_their_response_is_read() -
         await writer.drain()
 
     async with LoopbackServer(handler) as server:
-        pools = _PoolPerServerName(ssl.create_default_context(), max_pools=1)
+        pools = PoolPerServerName(ssl.create_default_context(), max_pools=1)
         fetcher = Fetcher(DEV, resolver=loopback_names, transport=pools)
         slow = asyncio.create_task(fetcher.get_json(f"http://localhost:{server.port}/slow"))
         while not server.received:
