@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import logging
 import math
 import time
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from oauth_server.fetch import Fetcher
+from oauth_server.json_input import loads
 from oauth_server.resource.claims import ClaimPath, RoleRules
 from oauth_server.resource.discovery import (
     IssuerMetadata,
@@ -84,13 +84,18 @@ class IssuerConfig:
 
 
 def unverified_issuer(token: str) -> str | None:
-    """The ``iss`` of a JWS compact token (RFC 7515 §7.1), unverified: for routing only."""
+    """The ``iss`` of a JWS compact token (RFC 7515 §7.1), unverified: for routing only.
+
+    Anyone can send this, so the payload goes through ``json_input`` (depth checked before
+    parsing, duplicate names refused: RFC 8725 §3.2 warns of parsers that disagree on them).
+    """
     parts = token.split(".")
     if len(parts) != 3:
         return None
     try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (binascii.Error, ValueError):
+        raw = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        payload = loads(raw, max_bytes=len(raw) + 1)
+    except (binascii.Error, ValueError):  # JSONInputError is a ValueError
         return None
     issuer = payload.get("iss") if isinstance(payload, dict) else None
     return issuer if isinstance(issuer, str) else None

@@ -177,7 +177,10 @@ async def test_sender_constrained_token_is_refused_as_bearer(rs: ResourceServer,
 
 async def test_garbage_and_oversized_tokens_are_refused(rs: ResourceServer, issuer: FakeIssuer) -> None:
     """Nothing malformed is a 500: it is simply not a valid token (and costs no fetch)."""
-    for token in ("", "a.b.c", "x" * 20_000, "eyJhbGciOiJSUzI1NiJ9.e30.", "...."):
+    nested = b64(b"[" * 12_000)
+    duplicate = b64(b'{"iss": "https://evil.example", "iss": "%s"}' % ISSUER.encode())
+    for token in ("", "a.b.c", "x" * 20_000, "eyJhbGciOiJSUzI1NiJ9.e30.", "....", "é.é.é",
+                  f"{nested}.{nested}.x", f"eyJhbGciOiJSUzI1NiJ9.{duplicate}.x"):
         assert await rs.verify(token) is None
     assert sum(issuer.hits.values()) == 0
 
