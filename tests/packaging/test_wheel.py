@@ -125,6 +125,8 @@ def uvicorn(installed: Installed, module: str, port: int) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def test_readme_app_serves_metadata_and_the_consent_page(built: Built, installed: Installed) -> None:
