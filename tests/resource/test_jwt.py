@@ -216,3 +216,30 @@ async def test_broken_jwks_is_unavailable(rs: ResourceServer, rsa_key: SigningKe
     issuer.bodies["/tenant/jwks"] = body
     with pytest.raises(VerifierUnavailable):
         await rs.verify(rsa_key.sign(claims(clock.now)))
+
+
+async def test_verified_tokens_are_remembered_until_exp_and_at_most_a_minute(
+    rs: ResourceServer, issuer: FakeIssuer, rsa_key: SigningKey, clock: FrozenClock
+) -> None:
+    """A repeated token skips the signature check, but never past its ``exp`` (RFC 7519 §4.1.4)
+    nor past ``VERIFIED_CACHE_TTL``: a key withdrawn from the JWKS stops vouching for its tokens
+    once the key set is refetched (here its max-age is the 60 s floor)."""
+    issuer.jwks_headers = {"cache-control": "max-age=60"}
+    token = rsa_key.sign(claims(clock.now))  # exp = now + 300
+    assert await rs.verify(token) is not None
+    jwks_path = issuer.jwks_uri.removeprefix(ISSUER)
+    fetched = issuer.hits[jwks_path]
+    issuer.keys.remove(rsa_key)  # the issuer withdraws the key
+    assert await rs.verify(token) is not None  # remembered
+    clock.advance(61)
+    assert await rs.verify(token) is None  # rechecked: the key is gone (a refetch for the unknown kid)
+    assert issuer.hits[jwks_path] >= fetched
+
+
+async def test_a_remembered_token_still_expires(rs: ResourceServer, rsa_key: SigningKey, clock: FrozenClock) -> None:
+    token = rsa_key.sign(claims(clock.now, exp=int(clock.now) + 20))
+    assert await rs.verify(token) is not None
+    clock.advance(20)
+    assert await rs.verify(token) is not None  # past exp but within the 30 s leeway: rechecked, valid
+    clock.advance(31)
+    assert await rs.verify(token) is None
