@@ -14,6 +14,11 @@ storing afterwards would not do: a revocation committed in between leaves live t
 An outage (the database unreachable, overloaded, shutting down) is raised as
 ``StorageUnavailable`` and nothing else is: the server answers it 503. Any other exception
 propagates and is answered 500, with its traceback in the log.
+
+The signing-key methods are the one optional part: a server with JWT access tokens and no
+``signing_keys`` in its settings generates and rotates its own keys, and keeps them here so that
+every process signs with, and publishes, the same ones. Their defaults raise
+``NotImplementedError``, so a model written before them keeps working until it is asked to.
 """
 
 from __future__ import annotations
@@ -21,7 +26,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
-from oauth_server.records import AccessToken, AuthorizationCode, Client, Grant, PendingAuthorization, RefreshToken
+from oauth_server.records import (
+    AccessToken,
+    AuthorizationCode,
+    Client,
+    Grant,
+    PendingAuthorization,
+    RefreshToken,
+    SigningKey,
+)
+
+_NO_SIGNING_KEYS = (
+    "JWT access tokens with managed keys: this model does not store signing keys; pass signing_keys=... to "
+    "the settings or implement save_signing_key/list_signing_keys/retire_signing_key"
+)
 
 
 class OAuthServerModel(ABC):
@@ -123,14 +141,49 @@ class OAuthServerModel(ABC):
         (no deadlock between them).
         """
 
+    # -- signing keys of JWT access tokens (RFC 9068): optional, see the module docstring ----
+    async def save_signing_key(self, key: SigningKey) -> None:
+        """Insert a new signing key, stored exactly as given.
+
+        ``key.private_key`` arrives encrypted (``keys.KeyCipher``): store the string, never
+        decrypt it. ``kid`` is unique: saving a second key with a ``kid`` already stored raises
+        and changes nothing. That is a defect (kids are RFC 7638 thumbprints of new keys), so it
+        is an ordinary error (the memory model's ``ValueError``, the SQL model's
+        ``IntegrityError``), never ``StorageUnavailable``.
+        """
+        raise NotImplementedError(_NO_SIGNING_KEYS)
+
+    async def list_signing_keys(self) -> list[SigningKey]:
+        """Every stored key, retired or not, ordered by ``activates_at``, then ``kid``.
+
+        No filtering: the server decides by its own clock which keys are published (RFC 7517
+        JWKS) and which one signs, and the fixed order makes every process decide alike (in
+        SQL, ``kid`` compares by code point, whatever the database's collation). Keys are few:
+        a rotation adds one and ``purge_expired`` removes it once expired.
+        """
+        raise NotImplementedError(_NO_SIGNING_KEYS)
+
+    async def retire_signing_key(self, kid: str, retires_at: int, expires_at: int) -> bool:
+        """Set ``retires_at`` and ``expires_at`` of key ``kid``, if it is not retired yet.
+
+        Atomic, as ``consume_*`` is: the check and the write are one step (in SQL one statement,
+        ``UPDATE ... WHERE kid = :kid AND retires_at IS NULL``), so when two processes rotate at
+        once exactly one retires the key, and its times are the ones every process then reads.
+        Returns True if this call set them; False, changing nothing, if the key was already
+        retired (it keeps its first times) or is unknown.
+        """
+        raise NotImplementedError(_NO_SIGNING_KEYS)
+
     # -- housekeeping ---------------------------------------------------------------------
     @abstractmethod
     async def purge_expired(self, now: int, batch: int = 1000) -> int:
         """Delete up to ``batch`` expired records of each kind; return how many went.
 
         Expired means ``expires_at <= now`` (for grants too, revoked or not; for clients, an
-        expired secret). Consumed codes and rotated refresh tokens are kept until they expire,
-        so that replay is still detected while they could have been valid.
+        expired secret; for signing keys, one retired with an ``expires_at``: None is never).
+        Consumed codes and rotated refresh tokens are kept until they expire, so that replay is
+        still detected while they could have been valid. A model without signing keys has none
+        to purge.
         """
 
     async def close(self) -> None:  # noqa: B027 - optional hook, not abstract

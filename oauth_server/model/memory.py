@@ -18,10 +18,18 @@ from collections.abc import Callable
 
 from oauth_server.errors import StorageUnavailable
 from oauth_server.model.base import OAuthServerModel
-from oauth_server.records import AccessToken, AuthorizationCode, Client, Grant, PendingAuthorization, RefreshToken
+from oauth_server.records import (
+    AccessToken,
+    AuthorizationCode,
+    Client,
+    Grant,
+    PendingAuthorization,
+    RefreshToken,
+    SigningKey,
+)
 
 #: Store numbers in ``MemoryOAuthServerModel._stores``.
-PENDING, CODES, ACCESS_TOKENS, REFRESH_TOKENS, CLIENTS, GRANTS = range(6)
+PENDING, CODES, ACCESS_TOKENS, REFRESH_TOKENS, CLIENTS, GRANTS, SIGNING_KEYS = range(7)
 
 
 def _expires_at(record: object) -> int | None:
@@ -47,6 +55,7 @@ class MemoryOAuthServerModel(OAuthServerModel):
         self.codes: dict[str, AuthorizationCode] = {}
         self.access_tokens: dict[str, AccessToken] = {}
         self.refresh_tokens: dict[str, RefreshToken] = {}
+        self.signing_keys: dict[str, SigningKey] = {}
         #: grant_id -> digests of its codes and tokens.
         self.credentials: defaultdict[str, set[str]] = defaultdict(set)
         self._clock: Callable[[], float] = time.time
@@ -56,7 +65,7 @@ class MemoryOAuthServerModel(OAuthServerModel):
         # by _rebuild_expiry when they outnumber the live records.
         self._stores: tuple[dict[str, object], ...] = (
             self.pending, self.codes, self.access_tokens, self.refresh_tokens, self.clients,  # type: ignore[assignment]
-            self.grants)
+            self.grants, self.signing_keys)
         self._expiry: list[tuple[int, int, str]] = []
 
     def use_clock(self, clock: Callable[[], float]) -> None:
@@ -186,6 +195,26 @@ class MemoryOAuthServerModel(OAuthServerModel):
             self.codes.pop(key, None)
             self.access_tokens.pop(key, None)
             self.refresh_tokens.pop(key, None)
+
+    # -- signing keys (RFC 9068) ------------------------------------------------------------
+    # A handful, written at each rotation: not counted against max_records, which bounds what
+    # clients can make the server store. Their expiry goes on the heap like any other.
+    async def save_signing_key(self, key: SigningKey) -> None:
+        if key.kid in self.signing_keys:
+            raise ValueError(f"signing key {key.kid} already exists")  # as the primary key does in SQL
+        self.signing_keys[key.kid] = key
+        self._track(SIGNING_KEYS, key.kid, key.expires_at)
+
+    async def list_signing_keys(self) -> list[SigningKey]:
+        return sorted(self.signing_keys.values(), key=lambda key: (key.activates_at, key.kid))
+
+    async def retire_signing_key(self, kid: str, retires_at: int, expires_at: int) -> bool:
+        key = self.signing_keys.get(kid)
+        if key is None or key.retires_at is not None:
+            return False
+        self.signing_keys[kid] = dataclasses.replace(key, retires_at=retires_at, expires_at=expires_at)
+        self._track(SIGNING_KEYS, kid, expires_at)
+        return True
 
     # -- housekeeping ---------------------------------------------------------------------
     async def purge_expired(self, now: int, batch: int = 1000) -> int:

@@ -4,7 +4,8 @@ What the server relies on: records come back exactly as saved; unknown keys give
 ``consume_*``, ``bind_*`` and ``rotate_*`` succeed once, also under concurrency (RFC 6749 §10.5,
 RFC 9700 §4.14.2); ``revoke_grant`` ends exactly one grant, and nothing is issued into a
 revoked grant; ``purge_expired`` removes only expired records, at most ``batch`` of each kind
-per call. The races between revocation and issuance are in ``test_revocation_races.py``.
+per call; signing keys (RFC 9068) are listed in one order everywhere and retired once. The races
+between revocation and issuance are in ``test_revocation_races.py``.
 """
 
 from __future__ import annotations
@@ -12,14 +13,25 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import secrets
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
+from oauth_server.errors import StorageUnavailable
 from oauth_server.model.base import OAuthServerModel
+from oauth_server.model.memory import MemoryOAuthServerModel
 from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
-from oauth_server.records import AccessToken, AuthorizationCode, Client, Grant, PendingAuthorization, RefreshToken
+from oauth_server.records import (
+    AccessToken,
+    AuthorizationCode,
+    Client,
+    Grant,
+    PendingAuthorization,
+    RefreshToken,
+    SigningKey,
+)
 
 NOW = 1_800_000_000
 CONCURRENCY = 20
@@ -80,6 +92,15 @@ def refresh(grant_id: str = "grant-1", **changes: object) -> RefreshToken:
         token_digest=digest(), grant_id=grant_id, client_id="client-1", subject="alice", scopes=("mcp:tools",),
         resource="http://localhost:8000/mcp", expires_at=NOW + 86400, grant_expires_at=NOW + 30 * 86400,
         granted_scopes=("mcp:tools", "mcp:prompts"),
+    )
+    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+
+
+def signing_key(kid: str | None = None, **changes: object) -> SigningKey:
+    record = SigningKey(
+        kid=kid or secrets.token_urlsafe(32), algorithm="ES256",
+        public_jwk='{"kty":"EC","crv":"P-256","x":"ünï","y":"y"}', private_key="v1." + secrets.token_urlsafe(96),
+        created_at=NOW, activates_at=NOW + 300,
     )
     return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
 
@@ -335,6 +356,67 @@ async def _load(model: OAuthServerModel, record: object) -> object:
     return await model.get_client(record.client_id)
 
 
+# -- signing keys (RFC 9068) ---------------------------------------------------------------------
+async def test_signing_keys_roundtrip_in_activation_then_kid_order(model: OAuthServerModel) -> None:
+    """Every process must pick the same signing key: one order, ``kid`` by code point (``B`` < ``a``
+    < ``a-b``), whatever the database's collation."""
+    assert await model.list_signing_keys() == []
+    later = signing_key("0-first-by-kid", activates_at=NOW + 600)
+    retired = signing_key("old", created_at=NOW - 900, activates_at=NOW - 600, retires_at=NOW, expires_at=NOW + 3600)
+    tied = [signing_key(kid) for kid in ("a-b", "B", "a")]
+    for key in (later, *tied, retired):
+        await model.save_signing_key(key)
+    assert await model.list_signing_keys() == [retired, tied[1], tied[2], tied[0], later]
+
+
+async def test_a_duplicate_kid_is_an_error_not_an_outage(model: OAuthServerModel) -> None:
+    first = signing_key("kid-1")
+    await model.save_signing_key(first)
+    with pytest.raises((ValueError, IntegrityError)) as raised:
+        await model.save_signing_key(signing_key("kid-1", algorithm="RS256"))
+    assert not isinstance(raised.value, StorageUnavailable)
+    assert await model.list_signing_keys() == [first]
+
+
+async def test_a_signing_key_is_retired_once(model: OAuthServerModel) -> None:
+    """The second retirement changes nothing: the key keeps the times of the first."""
+    key, other = signing_key("kid-1"), signing_key("kid-2")
+    await model.save_signing_key(key)
+    await model.save_signing_key(other)
+    assert await model.retire_signing_key("kid-1", NOW + 10, NOW + 3610) is True
+    assert await model.retire_signing_key("kid-1", NOW + 20, NOW + 3620) is False
+    assert await model.retire_signing_key("no-such-kid", NOW, NOW) is False
+    assert await model.list_signing_keys() == [
+        dataclasses.replace(key, retires_at=NOW + 10, expires_at=NOW + 3610), other]
+
+
+async def test_purge_removes_only_expired_signing_keys(model: OAuthServerModel) -> None:
+    """A key without ``expires_at`` still signs: never purged. A retired one goes at its expiry."""
+    signing, published = signing_key("signing"), signing_key("published")
+    expired = signing_key("expired", retires_at=NOW - 100, expires_at=NOW - 1)
+    for key in (signing, published, expired):
+        await model.save_signing_key(key)
+    assert await model.retire_signing_key("published", NOW - 50, NOW + 1) is True
+    assert await model.purge_expired(NOW) == 1
+    assert [key.kid for key in await model.list_signing_keys()] == ["published", "signing"]
+    assert await model.purge_expired(NOW + 1) == 1
+    assert await model.list_signing_keys() == [signing]
+    assert await model.purge_expired(NOW + 10**9) == 0
+
+
+async def test_a_model_without_signing_keys_says_what_to_do() -> None:
+    """The defaults of the contract: a user's own model keeps working until managed keys are used."""
+    model = MemoryOAuthServerModel()
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: OAuthServerModel.save_signing_key(model, signing_key()),
+        lambda: OAuthServerModel.list_signing_keys(model),
+        lambda: OAuthServerModel.retire_signing_key(model, "kid", NOW, NOW),
+    ]
+    for call in calls:
+        with pytest.raises(NotImplementedError, match="does not store signing keys; pass signing_keys="):
+            await call()
+
+
 # -- concurrency ---------------------------------------------------------------------------------
 class PeakConnections:
     """How many pooled connections a SQL model had checked out at once (proves real overlap)."""
@@ -399,3 +481,25 @@ async def test_concurrent_refresh_rotates_once(model: OAuthServerModel) -> None:
         assert peak.peak >= CONCURRENCY // 2, f"calls did not overlap (peak {peak.peak} connections)"
     print(f"rotate x{CONCURRENCY}: {results.count(True)} True, {len(stored_refresh)} new refresh token, "
           f"peak {peak.peak} connections")
+
+
+async def test_concurrent_retirements_agree(model: OAuthServerModel, second_process: OAuthServerModel) -> None:
+    """Two processes rotating at once: exactly one retirement wins, and its times are the ones kept."""
+    key = signing_key("kid-1")
+    await model.save_signing_key(key)
+    await warm_pool(model, CONCURRENCY)
+    await warm_pool(second_process, CONCURRENCY)
+    peaks = PeakConnections(model), PeakConnections(second_process)
+    results = await asyncio.gather(*(
+        (model if i % 2 else second_process).retire_signing_key("kid-1", NOW + i, NOW + 3600 + i)
+        for i in range(CONCURRENCY)
+    ))
+    assert results.count(True) == 1
+    if isinstance(model, SQLAlchemyOAuthServerModel):
+        assert min(peak.peak for peak in peaks) >= CONCURRENCY // 4, "calls did not overlap in both processes"
+    print(f"retire x{CONCURRENCY} over two processes: {results.count(True)} True, "
+          f"peak {peaks[0].peak} + {peaks[1].peak} connections")
+    won = results.index(True)
+    expected = [dataclasses.replace(key, retires_at=NOW + won, expires_at=NOW + 3600 + won)]
+    assert await model.list_signing_keys() == expected
+    assert await second_process.list_signing_keys() == expected

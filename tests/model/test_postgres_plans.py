@@ -2,7 +2,7 @@
 
 With a few thousand rows and fresh statistics (``ANALYZE``; no planner switches), the token
 lookups, the code consume, the issuance statements (which lock the grant row), the
-``revoke_grant`` update and deletes and the ``purge_expired`` batches must
+``revoke_grant`` update and deletes, ``retire_signing_key`` and the ``purge_expired`` batches must
 show an Index Scan, Index Only Scan or Bitmap Index Scan and no Seq Scan, in both the custom
 and the generic (prepared statement) plan. ``scripts/explain_plans.py`` does the work and
 writes the same plans into ``docs/query-plans.md``.
@@ -43,10 +43,10 @@ async def test_statements_use_indexes(plans_database: str) -> None:
     plans = await script.collect(plans_database)
     names = [plan.name for plan in plans]
     for required in ("get_access_token", "get_refresh_token", "consume_authorization_code", "save_tokens",
-                     "rotate_refresh_token"):
+                     "rotate_refresh_token", "retire_signing_key"):
         assert required in names
     assert sum(name.startswith("revoke_grant") for name in names) == 4
-    assert sum(name.startswith("purge_expired") for name in names) == 6
+    assert sum(name.startswith("purge_expired") for name in names) == 7
     for plan in plans:
         assert plan.uses_index(), f"{plan.name} does not use an index:\n{plan.custom}\n\n{plan.generic}"
 
@@ -55,6 +55,7 @@ def test_query_plans_document_lists_every_statement() -> None:
     document = (ROOT / "docs" / "query-plans.md").read_text()
     for name in ("get_access_token", "get_refresh_token", "consume_authorization_code", "save_tokens",
                  "rotate_refresh_token", "revoke_grant (1/4): oauth_grants", "revoke_grant (2/4): oauth_refresh_tokens",
-                 "purge_expired: oauth_clients", "purge_expired: oauth_grants"):
+                 "purge_expired: oauth_clients", "purge_expired: oauth_grants", "retire_signing_key",
+                 "purge_expired: oauth_signing_keys"):
         assert f"## {name}\n" in document
     assert "Seq Scan" not in document

@@ -1,5 +1,5 @@
 """What the SQL model adds to the contract: transactions, the order of a revocation and an
-issuance held open mid-way (both orders), hot-path cost."""
+issuance held open mid-way (both orders), hot-path cost, an order independent of collation."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
 from oauth_server.model.sqlalchemy.statements import REVOKE_GRANT, ROTATE_AND_ISSUE_POSTGRES, ROTATE_REFRESH_TOKEN
 from oauth_server.model.sqlalchemy.tables import access_tokens, refresh_tokens, to_row
-from tests.model.test_contract import NOW, access, client, code, grant, open_grant, refresh
+from tests.model.conftest import fresh_postgres_database
+from tests.model.test_contract import NOW, access, client, code, grant, open_grant, refresh, signing_key
 
 #: Long enough for a blocked statement to show it is blocked.
 HOLD = 0.3
@@ -129,6 +130,22 @@ async def test_tuples_are_stored_as_json_arrays(sql_model: SQLAlchemyOAuthServer
         raw = await conn.scalar(text("SELECT scopes FROM oauth_access_tokens WHERE token_digest = :d"),
                                 {"d": token.token_digest})
     assert raw == '["mcp:tools","mcp:prompts"]'
+
+
+async def test_signing_keys_are_listed_by_code_point_whatever_the_collation() -> None:
+    """Where text sorts by a language's rules (en: ``a`` < ``a-b`` < ``aB`` < ``B``), kids still
+    compare by code point, as in SQLite and the memory model, so every model lists keys alike."""
+    with fresh_postgres_database() as url:
+        model = SQLAlchemyOAuthServerModel(url, access_token_cache_ttl=0)
+        try:
+            await model.create_all()
+            async with model.engine.begin() as conn:
+                await conn.execute(text('ALTER TABLE oauth_signing_keys ALTER COLUMN kid TYPE text COLLATE "en-x-icu"'))
+            for kid in ("aB", "a-b", "B", "a"):
+                await model.save_signing_key(signing_key(kid))
+            assert [key.kid for key in await model.list_signing_keys()] == ["B", "a", "a-b", "aB"]
+        finally:
+            await model.close()
 
 
 async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Any) -> None:

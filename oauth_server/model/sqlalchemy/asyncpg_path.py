@@ -124,6 +124,13 @@ class AsyncpgPath:
             record = await raw.fetchrow(compiled.sql, *compiled.args(params))
         return None if record is None else compiled.row(record)
 
+    async def fetch(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every row of ``statement``, run on a connection of its own."""
+        compiled = self.compiled(statement)
+        async with self.connection() as raw:
+            records = await raw.fetch(compiled.sql, *compiled.args(params))
+        return [compiled.row(record) for record in records]
+
     async def run(self, statement: ClauseElement, params: Mapping[str, Any], column_keys: Sequence[str] = ()) -> int:
         """``execute`` on a connection of its own."""
         async with self.connection() as raw:

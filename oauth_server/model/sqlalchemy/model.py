@@ -40,9 +40,12 @@ from oauth_server.model.sqlalchemy.statements import (
     GET_PENDING,
     GET_REFRESH_TOKEN,
     INSERT,
+    LIST_SIGNING_KEYS,
+    LIST_SIGNING_KEYS_POSTGRES,
     NOTIFY_REVOKED,
     PURGE,
     PURGE_POSTGRES,
+    RETIRE_SIGNING_KEY,
     REVOKE_GRANT,
     ROTATE_AND_ISSUE_POSTGRES,
     ROTATE_REFRESH_TOKEN,
@@ -59,10 +62,19 @@ from oauth_server.model.sqlalchemy.tables import (
     metadata,
     pending_authorizations,
     refresh_tokens,
+    signing_keys,
     to_row,
 )
 from oauth_server.model.sqlalchemy.token_cache import CHANNEL, VerifiedTokenCache
-from oauth_server.records import AccessToken, AuthorizationCode, Client, Grant, PendingAuthorization, RefreshToken
+from oauth_server.records import (
+    AccessToken,
+    AuthorizationCode,
+    Client,
+    Grant,
+    PendingAuthorization,
+    RefreshToken,
+    SigningKey,
+)
 
 
 def _sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
@@ -186,6 +198,13 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
             return await self._pg.run(statement, params, column_keys)
         async with self._autocommit.connect() as conn:
             return (await conn.execute(statement, params)).rowcount
+
+    async def _all(self, statement: Any, params: dict[str, Any]) -> list[Mapping[Any, Any]]:
+        """Run one statement on its own; every row, as mappings."""
+        if self._pg is not None:
+            return list(await self._pg.fetch(statement, params))
+        async with self._autocommit.connect() as conn:
+            return list((await conn.execute(statement, params)).mappings().all())
 
     async def _count(self, statement: Any, params: dict[str, Any]) -> int:
         """Run a ``SELECT count(*) ...`` statement on its own; the count."""
@@ -337,6 +356,21 @@ class SQLAlchemyOAuthServerModel(OAuthServerModel):
                 await conn.execute(statement, params)
             if self._postgres:
                 await conn.execute(NOTIFY_REVOKED, notify)
+
+    # -- signing keys (RFC 9068) --------------------------------------------------------------------
+    @storage
+    async def save_signing_key(self, key: SigningKey) -> None:
+        await self._insert(signing_keys, key)  # a duplicate kid: IntegrityError, never an outage
+
+    @read
+    async def list_signing_keys(self) -> list[SigningKey]:
+        statement = LIST_SIGNING_KEYS_POSTGRES if self._postgres else LIST_SIGNING_KEYS
+        return [SigningKey(**row) for row in await self._all(statement, {})]
+
+    @storage
+    async def retire_signing_key(self, kid: str, retires_at: int, expires_at: int) -> bool:
+        params = {"key": kid, "retires_at": retires_at, "expires_at": expires_at}
+        return await self._run(RETIRE_SIGNING_KEY, params) == 1
 
     # -- housekeeping -----------------------------------------------------------------------------
     @storage

@@ -2,8 +2,8 @@
 
 Module level so that each is compiled once (``asyncpg_path`` caches by statement object) and so
 that ``scripts/explain_plans.py`` explains exactly what the model runs. Parameters are named:
-``key`` (a primary key), ``now``, ``grant`` (a grant_id), ``batch``, and ``a_``/``r_``/``c_``/
-``g_``-prefixed columns of a record being inserted.
+``key`` (a primary key), ``now``, ``grant`` (a grant_id), ``batch``, ``a_``/``r_``/``c_``/
+``g_``-prefixed columns of a record being inserted, and an UPDATE's new values by column name.
 
 Revocation wins: the grant row orders revocation and issuance
 --------------------------------------------------------------
@@ -53,10 +53,11 @@ from oauth_server.model.sqlalchemy.tables import (
     grants,
     pending_authorizations,
     refresh_tokens,
+    signing_keys,
 )
 
 _codes, _access, _refresh, _pending = authorization_codes.c, access_tokens.c, refresh_tokens.c, pending_authorizations.c
-_grants = grants.c
+_grants, _keys = grants.c, signing_keys.c
 
 
 def _insert_from(table: Table, prefix: str, source: Any) -> Any:
@@ -89,7 +90,20 @@ CONSUME_CODE = (
     .returning(*_codes)
 )
 INSERT = {table: insert(table) for table in (clients, pending_authorizations, grants, authorization_codes,
-                                             access_tokens, refresh_tokens)}
+                                             access_tokens, refresh_tokens, signing_keys)}
+
+# -- signing keys (RFC 9068) -------------------------------------------------------------------
+#: Every key, in the contract's order. ``kid`` by code point: on Postgres the column's collation
+#: (the database's, e.g. en_US) would order kids differently from SQLite and the memory model.
+LIST_SIGNING_KEYS = select(signing_keys).order_by(_keys.activates_at, _keys.kid)
+LIST_SIGNING_KEYS_POSTGRES = select(signing_keys).order_by(_keys.activates_at, _keys.kid.collate("C"))
+#: Retired once: of two processes rotating at once, the row lock makes the second re-check
+#: ``retires_at`` (Postgres) or wait for the first to commit (SQLite), and change nothing.
+RETIRE_SIGNING_KEY = (
+    update(signing_keys)
+    .where(_keys.kid == bindparam("key"), _keys.retires_at.is_(None))
+    .values(retires_at=bindparam("retires_at"), expires_at=bindparam("expires_at"))
+)
 
 # -- issuance: only into a live grant ----------------------------------------------------------
 #: The grant ``:grant`` if it exists and is not revoked: what every issuance checks as it stores.
@@ -180,6 +194,8 @@ def purge_statements(*, postgres: bool) -> tuple[Delete, ...]:
         _purge(clients, client_expiry, and_(client_expiry > 0, client_expiry <= bindparam("now")), postgres=postgres),
         # Revoked or not: by its expires_at no credential of the grant can be live.
         _purge(grants, _grants.expires_at, _grants.expires_at <= bindparam("now"), postgres=postgres),
+        # A key still signing has no expires_at (NULL <= now is not true): never purged.
+        _purge(signing_keys, _keys.expires_at, _keys.expires_at <= bindparam("now"), postgres=postgres),
     )
 
 

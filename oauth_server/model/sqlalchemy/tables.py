@@ -17,6 +17,9 @@ Why these choices:
   ``model.py``). It carries no foreign key either.
 * No foreign keys: the reference model purges clients independently of their tokens, and
   tokens are always looked up on their own; a constraint would only add write cost.
+* Signing keys (RFC 9068 JWT access tokens) are rows too, so every process signs with and
+  publishes the same keys. ``private_key`` holds only what ``keys.KeyCipher`` encrypted; ``kid``
+  is the primary key (a duplicate is refused), ``expires_at`` is indexed for ``purge_expired``.
 
 The alembic revision in ``migrations/versions`` creates exactly this schema; a test compares them.
 """
@@ -164,6 +167,23 @@ refresh_tokens = Table(
     # RFC 9700 §4.14.2: set once by rotate_refresh_token, kept so reuse is detected.
     _epoch("rotated_at", nullable=True),
     Column("granted_scopes", StringTuple, nullable=False),
+)
+
+signing_keys = Table(
+    "oauth_signing_keys",
+    metadata,
+    # RFC 7638 thumbprints; RFC 7517 §4.5 leaves a kid's form open: unbounded text.
+    Column("kid", Text, primary_key=True),
+    Column("algorithm", String(16), nullable=False),
+    Column("public_jwk", Text, nullable=False),
+    # Encrypted at rest (AES-256-GCM, keys.KeyCipher); the model never sees the key in clear.
+    Column("private_key", Text, nullable=False),
+    _epoch("created_at"),
+    _epoch("activates_at"),
+    # Set once, by retire_signing_key (UPDATE ... WHERE retires_at IS NULL); NULL: still signing.
+    _epoch("retires_at", nullable=True),
+    # Its last token's expiry: unpublished and purged after it; NULL: never.
+    _epoch("expires_at", nullable=True, index=True),
 )
 
 #: The tables holding grant-bound credentials, which ``revoke_grant`` clears.
