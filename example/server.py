@@ -2,9 +2,11 @@
 
 One FastAPI app holds both roles a small deployment needs: the authorization server
 (``mcp_auth_router``: metadata, registration, authorize, the sign-in + consent page, token,
-revoke) and the MCP server it protects (the MCP SDK's ``MCPServer`` over streamable HTTP at
-exactly ``/mcp``, behind ``BearerAuthMiddleware``; every other unknown path is a plain 404).
-Settings come from the environment, see ``example.settings.ExampleSettings.from_env``.
+revoke, and with ``ACCESS_TOKEN_FORMAT=jwt`` the JWKS) and the MCP server it protects (the MCP
+SDK's ``MCPServer`` over streamable HTTP at exactly ``/mcp``, behind ``BearerAuthMiddleware``;
+every other unknown path is a plain 404). With ``AUTH_ISSUER`` naming another issuer it is the
+MCP server alone, a resource server of that issuer (``example.resource_server``). Settings come
+from the environment, see ``example.settings.ExampleSettings.from_env``.
 """
 
 from __future__ import annotations
@@ -12,38 +14,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import uvicorn
 from fastapi import FastAPI
-from mcp.server.transport_security import TransportSecuritySettings
-from starlette.routing import Route
 
 from example.database import make_model, prepare_database
-from example.settings import ExampleSettings
-from example.tools import build_mcp_server
+from example.mcp_endpoint import mcp_route
+from example.resource_server import create_resource_server_app
+from example.settings import ExampleSettings, SettingsError
 from example.users import ALL_SCOPES, UserStore
-from oauth_server import BearerAuthMiddleware, OAuthServer, OAuthServerSettings, RateLimits, mcp_auth_router
+from oauth_server import OAuthServer, OAuthServerSettings, RateLimits, mcp_auth_router
+from oauth_server.keys import SigningKeyError
 
 logger = logging.getLogger("example")
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-def transport_security(settings: ExampleSettings) -> TransportSecuritySettings:
-    """DNS rebinding protection for the MCP endpoint that also accepts the public host name.
-
-    The SDK's default for a local server allows only localhost hosts, which would refuse every
-    request once the example runs behind a real ``PUBLIC_URL``.
-    """
-    public = urlsplit(settings.public_url)
-    origin = f"{public.scheme}://{public.netloc}"
-    return TransportSecuritySettings(
-        allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", public.netloc, f"{settings.host}:{settings.port}"],
-        allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", origin],
-    )
 
 
 async def purge_periodically(server: OAuthServer, interval: float) -> None:
@@ -63,34 +51,65 @@ async def purge_periodically(server: OAuthServer, interval: float) -> None:
                 logger.info("purged %d expired records", purged)
 
 
-def create_app(settings: ExampleSettings) -> FastAPI:
-    """The whole example as an ASGI app (the tests run it under uvicorn on a free port)."""
-    model = make_model(settings.database_url)
-    server = OAuthServer(model, OAuthServerSettings(
+async def check_signing_keys(server: OAuthServer, settings: ExampleSettings) -> None:
+    """Decrypt the stored signing keys once at start (building the JWKS does), so a
+    ``KEY_ENCRYPTION_SECRET`` other than the one they were stored with stops the start instead
+    of failing every token request later. A new secret cannot read the old keys: AES-GCM
+    (``keys.KeyCipher``) authenticates each with the secret it was encrypted under."""
+    if settings.access_token_format != "jwt":
+        return
+    try:
+        await server.jwks()
+    except SigningKeyError as exc:
+        raise SettingsError(f"KEY_ENCRYPTION_SECRET cannot decrypt the signing keys stored in the database "
+                            f"({exc}); start with the secret they were stored with") from None
+
+
+def server_settings(settings: ExampleSettings) -> OAuthServerSettings:
+    """The authorization server's settings: our own ``/mcp`` plus ``RESOURCE_URLS`` as resources,
+    and for JWT access tokens either the app's key (``SIGNING_KEY_FILE``) or managed keys."""
+    return OAuthServerSettings(
         issuer_url=settings.issuer_url,
         resource_server_url=settings.resource_url,
+        extra_resources=settings.resource_urls,
         authorization_url=f"{settings.public_url}/consent",
         scopes_supported=ALL_SCOPES,
         # A client that asks for nothing gets the basic scope, not every scope there is.
         default_scopes=("mcp:tools",),
         access_token_lifetime=settings.access_token_lifetime,
         resource_name="oauth_server example MCP server",
-    ))
+        access_token_format=settings.access_token_format,
+        signing_keys=settings.signing_keys(),
+        key_encryption_secret=settings.key_encryption_secret,
+        signing_key_propagation=settings.signing_key_propagation,
+    )
+
+
+def create_app(settings: ExampleSettings) -> FastAPI:
+    """The whole example as an ASGI app (the tests run it under uvicorn on a free port); only
+    the MCP server when ``AUTH_ISSUER`` names another issuer."""
+    if settings.resource_server_only:
+        return create_resource_server_app(settings)
+    oauth_settings = server_settings(settings)  # refuses bad settings before anything is opened
+    model = make_model(settings.database_url)
+    server = OAuthServer(model, oauth_settings)
     users = UserStore.demo(settings.demo_username, settings.demo_password)
-    mcp = build_mcp_server()
-    mcp_app = mcp.streamable_http_app(streamable_http_path="/mcp", transport_security=transport_security(settings))
+    mcp, mcp_endpoint = mcp_route(settings, server)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await prepare_database(model, settings.database_url)
-        purge = asyncio.create_task(purge_periodically(server, settings.purge_interval))
         try:
-            async with mcp.session_manager.run():
-                yield
+            await prepare_database(model, settings.database_url)
+            await check_signing_keys(server, settings)
+            purge = asyncio.create_task(purge_periodically(server, settings.purge_interval))
+            try:
+                async with mcp.session_manager.run():
+                    yield
+            finally:
+                purge.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purge
         finally:
-            purge.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purge
             await model.close()
 
     app = FastAPI(title="oauth_server example", lifespan=lifespan)
@@ -107,41 +126,58 @@ def create_app(settings: ExampleSettings) -> FastAPI:
         templates_directory=TEMPLATES,
         rate_limits=RateLimits() if settings.rate_limit else RateLimits.disabled(),
     ))
-    # Only the MCP endpoint needs a token; any other unknown path is a 404, not a Bearer
-    # challenge for a resource that does not exist. A route (not a mount) leaves the path the
-    # MCP app sees at /mcp, where its own route is, and takes every method without a redirect:
-    # SDK clients use exactly the resource URL {PUBLIC_URL}/mcp, the identifier RFC 9728 §3.3
-    # compares as it is. /mcp/ is another URL and gets the app-wide trailing-slash redirect.
-    app.router.routes.append(Route("/mcp", BearerAuthMiddleware(mcp_app, server, ["mcp:tools"])))
+    app.router.routes.append(mcp_endpoint)
     app.state.oauth_server = server
     app.state.settings = settings
     return app
 
 
 def startup_banner(settings: ExampleSettings) -> str:
-    """What ``main`` prints at start: where to connect and who may sign in.
+    """What ``main`` prints at start: where to connect, who may sign in, which tokens it issues.
 
     The demo password is shown only while it is the built-in default, which the README prints
     anyway; a password the operator chose with ``DEMO_PASSWORD`` is a secret and stays out of
-    the terminal and of whatever collects its output (design.md: never log a credential).
+    the terminal and of whatever collects its output (design.md: never log a credential). Nor
+    is the key encryption secret or the signing key file's content.
     """
+    listening = f"Listening on http://{settings.host}:{settings.port}"
+    if settings.resource_server_only:
+        return "\n".join([
+            listening,
+            f"Resource server of {settings.auth_issuer}   MCP endpoint: {settings.resource_url}",
+            "No sign-in here: clients get their tokens from that issuer.",
+        ])
     if settings.demo_password == ExampleSettings().demo_password:
         admin = f"{settings.demo_username}/{settings.demo_password}"
     else:
         admin = f"{settings.demo_username} (password from DEMO_PASSWORD)"
-    return "\n".join([
-        f"Listening on http://{settings.host}:{settings.port}",
+    lines = [
+        listening,
         f"Issuer: {settings.issuer_url}   MCP endpoint: {settings.resource_url}",
         f"Demo users: {admin} (admin), guest/guest (guest)",
-    ])
+    ]
+    if settings.access_token_format == "jwt":
+        keys = "the key in SIGNING_KEY_FILE" if settings.signing_key_file else "keys managed in the database"
+        lines.append(f"Access tokens: JWT signed with {keys}; JWKS: {settings.issuer_url}/.well-known/jwks.json")
+    if settings.resource_urls:
+        lines.append(f"Also issues tokens for: {', '.join(settings.resource_urls)}")
+    return "\n".join(lines)
 
 
 def main() -> None:
-    settings = ExampleSettings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # alembic announces each of its plugins at INFO; the migrations it runs are worth seeing, those are not.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-    app = create_app(settings)
+    """Start the example, or say in one line which setting is wrong (exit status 2)."""
+    try:
+        settings = ExampleSettings.from_env()
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        # alembic announces each of its plugins at INFO; the migrations it runs are worth seeing, those are not.
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+        if settings.resource_server_only and settings.authorization_server_variables():
+            logger.warning("AUTH_ISSUER makes this a resource server only; ignoring %s",
+                           ", ".join(settings.authorization_server_variables()))
+        app = create_app(settings)
+    except ValueError as exc:  # SettingsError, and OAuthServerSettings' own checks
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     print(startup_banner(settings), flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                 access_log=settings.access_log)

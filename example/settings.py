@@ -1,17 +1,30 @@
 """The example server's settings, read once from the environment into a frozen object.
 
 Only the example reads the environment (the library takes explicit settings), so every knob the
-example has is listed here with its default.
+example has is listed here with its default. A combination that cannot work (JWT access tokens
+without any key, a loopback issuer the fetch policy would refuse) is a ``SettingsError`` at start,
+with what to set, rather than a server that starts and then fails every request.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
 _TRUE = ("1", "on", "true", "yes")
 _FALSE = ("0", "off", "false", "no")
+
+#: How to make a KEY_ENCRYPTION_SECRET, quoted in the error that asks for one.
+SECRET_HINT = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+class SettingsError(ValueError):
+    """A setting, or a combination of them, that the example refuses to start with."""
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -23,12 +36,30 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"{name} must be on or off, got {raw!r}")
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` names this machine: ``localhost`` (RFC 6761 §6.3) or a loopback address."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        return False
+
+
+def _check_url(name: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or "#" in url:
+        raise SettingsError(f"{name} must be an absolute http(s) URL without query or fragment, got {url!r}")
 
 
 @dataclass(frozen=True, slots=True)
 class ExampleSettings:
-    """Where the example listens, what it calls itself, where it stores records, who may sign in."""
+    """Where the example listens, what it calls itself, where it stores records, who may sign in,
+    which access tokens it issues, and (``auth_issuer``) whether it is only a resource server."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -46,6 +77,22 @@ class ExampleSettings:
     access_token_lifetime: int = 3600
     #: Seconds between two sweeps of expired codes and tokens.
     purge_interval: float = 300.0
+    #: ``jwt``: RFC 9068 access tokens another process can verify with our JWKS alone.
+    access_token_format: Literal["opaque", "jwt"] = "opaque"
+    #: Encrypts the managed signing keys stored in the database (≥ 32 bytes).
+    key_encryption_secret: str | None = field(default=None, repr=False)
+    #: A PEM private key of the app's own that signs instead of managed keys.
+    signing_key_file: Path | None = None
+    #: Seconds a new managed key is published before it signs (and the JWKS's max-age).
+    signing_key_propagation: int = 300
+    #: More resources (RFC 8707) this authorization server issues tokens for, besides ``/mcp``.
+    resource_urls: tuple[str, ...] = ()
+    #: Another authorization server's issuer: this process is then only its resource server.
+    auth_issuer: str | None = None
+    #: Let discovery and JWKS fetches reach loopback addresses (development only).
+    auth_allow_loopback: bool = False
+    #: Seconds between two JWKS refetches caused by tokens with an unknown ``kid``.
+    auth_jwks_refetch_interval: float = 60.0
 
     @property
     def issuer_url(self) -> str:
@@ -55,11 +102,70 @@ class ExampleSettings:
     def resource_url(self) -> str:
         return f"{self.public_url}/mcp"
 
+    @property
+    def resource_server_only(self) -> bool:
+        """``AUTH_ISSUER`` names another issuer: serve only the MCP server, trusting that issuer."""
+        return self.auth_issuer is not None and self.auth_issuer.rstrip("/") != self.public_url
+
+    def signing_keys(self) -> tuple[str, ...]:
+        """The app's own key from ``SIGNING_KEY_FILE``, if any (read at start, never logged)."""
+        if self.signing_key_file is None:
+            return ()
+        try:
+            return (self.signing_key_file.read_text(),)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"SIGNING_KEY_FILE {str(self.signing_key_file)!r} cannot be read: {exc}") from None
+
+    def authorization_server_variables(self) -> list[str]:
+        """The settings a resource-server-only process ignores, when they differ from the defaults
+        (``main`` warns about them: they configure an authorization server this process is not)."""
+        defaults = ExampleSettings()
+        names = {"access_token_format": "ACCESS_TOKEN_FORMAT", "key_encryption_secret": "KEY_ENCRYPTION_SECRET",
+                 "signing_key_file": "SIGNING_KEY_FILE", "resource_urls": "RESOURCE_URLS"}
+        return [variable for name, variable in names.items() if getattr(self, name) != getattr(defaults, name)]
+
+    def __post_init__(self) -> None:
+        if self.access_token_format not in ("opaque", "jwt"):
+            raise SettingsError(f"ACCESS_TOKEN_FORMAT must be opaque or jwt, got {self.access_token_format!r}")
+        if self.key_encryption_secret is not None and len(self.key_encryption_secret.encode()) < 32:
+            raise SettingsError(f"KEY_ENCRYPTION_SECRET must be at least 32 bytes; make one with: {SECRET_HINT}")
+        if self.signing_key_propagation < 0:
+            raise SettingsError("SIGNING_KEY_PROPAGATION must be >= 0 seconds")
+        if self.auth_jwks_refetch_interval <= 0:
+            # 0 would let every token with an invented kid cost a fetch from the issuer.
+            raise SettingsError("AUTH_JWKS_REFETCH_INTERVAL must be > 0 seconds")
+        for url in self.resource_urls:
+            _check_url("RESOURCE_URLS", url)
+        if self.resource_server_only:
+            self._check_issuer()
+        elif self.access_token_format == "jwt" and not self.key_encryption_secret and self.signing_key_file is None:
+            # Deriving a key from something else (DEMO_PASSWORD, a constant) would make tokens
+            # forgeable by anyone who reads the README; refusing is the only safe default.
+            raise SettingsError(
+                "ACCESS_TOKEN_FORMAT=jwt needs signing keys: set KEY_ENCRYPTION_SECRET (at least 32 bytes; "
+                f"it encrypts the keys managed in the database), make one with: {SECRET_HINT} "
+                "-- or set SIGNING_KEY_FILE to a PEM private key of your own")
+
+    def _check_issuer(self) -> None:
+        """The issuer must be reachable under the fetch policy the resource server uses, so a
+        mistake shows at start rather than as a 503 on every request."""
+        issuer = self.auth_issuer or ""
+        _check_url("AUTH_ISSUER", issuer)
+        loopback = is_loopback_url(issuer)
+        if loopback and not self.auth_allow_loopback:
+            raise SettingsError(f"AUTH_ISSUER {issuer} is on this machine (loopback), which outbound fetches may "
+                                "not reach by default: set AUTH_ALLOW_LOOPBACK=on (development only)")
+        if urlsplit(issuer).scheme == "http" and not loopback:
+            raise SettingsError(f"AUTH_ISSUER must use https (plain http only on loopback), got {issuer!r}")
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ExampleSettings:
         """Read ``HOST``, ``PORT``, ``PUBLIC_URL``, ``DATABASE_URL``, ``DEMO_USERNAME``,
         ``DEMO_PASSWORD``, ``RATE_LIMIT``, ``LOG_LEVEL``, ``ACCESS_LOG``,
-        ``ACCESS_TOKEN_LIFETIME`` and ``PURGE_INTERVAL``; unset or empty means the default."""
+        ``ACCESS_TOKEN_LIFETIME``, ``PURGE_INTERVAL``, ``ACCESS_TOKEN_FORMAT``,
+        ``KEY_ENCRYPTION_SECRET``, ``SIGNING_KEY_FILE``, ``SIGNING_KEY_PROPAGATION``,
+        ``RESOURCE_URLS``, ``AUTH_ISSUER``, ``AUTH_ALLOW_LOOPBACK`` and
+        ``AUTH_JWKS_REFETCH_INTERVAL``; unset or empty means the default."""
         env = os.environ if env is None else env
         defaults = cls()
 
@@ -67,7 +173,21 @@ class ExampleSettings:
             value = env.get(name, "").strip()
             return value or default
 
-        port = int(get("PORT", str(defaults.port)))
+        def number(name: str, default: float) -> float:
+            try:
+                return float(get(name, str(default)))
+            except ValueError:
+                raise SettingsError(f"{name} must be a number, got {env.get(name)!r}") from None
+
+        def integer(name: str, default: int) -> int:
+            try:
+                return int(get(name, str(default)))
+            except ValueError:
+                raise SettingsError(f"{name} must be a whole number, got {env.get(name)!r}") from None
+
+        port = integer("PORT", defaults.port)
+        token_format = get("ACCESS_TOKEN_FORMAT", defaults.access_token_format).lower()
+        key_file = get("SIGNING_KEY_FILE", "")
         return cls(
             host=get("HOST", defaults.host),
             port=port,
@@ -78,6 +198,14 @@ class ExampleSettings:
             rate_limit=_flag(env, "RATE_LIMIT", defaults.rate_limit),
             log_level=get("LOG_LEVEL", defaults.log_level).upper(),
             access_log=_flag(env, "ACCESS_LOG", defaults.access_log),
-            access_token_lifetime=int(get("ACCESS_TOKEN_LIFETIME", str(defaults.access_token_lifetime))),
-            purge_interval=float(get("PURGE_INTERVAL", str(defaults.purge_interval))),
+            access_token_lifetime=integer("ACCESS_TOKEN_LIFETIME", defaults.access_token_lifetime),
+            purge_interval=number("PURGE_INTERVAL", defaults.purge_interval),
+            access_token_format=token_format,  # type: ignore[arg-type]  # checked in __post_init__
+            key_encryption_secret=get("KEY_ENCRYPTION_SECRET", "") or None,
+            signing_key_file=Path(key_file).expanduser() if key_file else None,
+            signing_key_propagation=integer("SIGNING_KEY_PROPAGATION", defaults.signing_key_propagation),
+            resource_urls=tuple(url.strip() for url in get("RESOURCE_URLS", "").split(",") if url.strip()),
+            auth_issuer=get("AUTH_ISSUER", "") or None,
+            auth_allow_loopback=_flag(env, "AUTH_ALLOW_LOOPBACK", defaults.auth_allow_loopback),
+            auth_jwks_refetch_interval=number("AUTH_JWKS_REFETCH_INTERVAL", defaults.auth_jwks_refetch_interval),
         )
