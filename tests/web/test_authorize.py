@@ -82,11 +82,12 @@ async def test_loopback_ip_port_may_vary(http: httpx.AsyncClient) -> None:
     assert response.status_code == 303 and "request_id=" in response.headers["location"]
 
 
-async def test_localhost_name_port_may_not_vary(http: httpx.AsyncClient) -> None:
+async def test_localhost_name_port_may_vary_but_not_its_spelling(http: httpx.AsyncClient) -> None:
+    """RFC 8252 §7.3, §8.3: the loopback port rule covers localhost; the host stays as registered."""
     client = await register(http, redirect_uris=["http://localhost:3000/cb"])
-    ok = await http.get("/authorize", params=authorize_params(client.client_id, redirect_uri="http://localhost:3000/cb"))
+    ok = await http.get("/authorize", params=authorize_params(client.client_id, redirect_uri="http://localhost:3001/cb"))
     assert ok.status_code == 303
-    bad = await http.get("/authorize", params=authorize_params(client.client_id, redirect_uri="http://localhost:3001/cb"))
+    bad = await http.get("/authorize", params=authorize_params(client.client_id, redirect_uri="http://127.0.0.1:3001/cb"))
     assert bad.status_code == 400
 
 
