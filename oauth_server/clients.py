@@ -59,15 +59,43 @@ def _redirect_uris(metadata: Mapping[str, Any], settings: OAuthServerSettings) -
     return tuple(redirect_uris.validate_for_registration(uri) for uri in dict.fromkeys(value))
 
 
-def _check_application_type(application_type: str | None, uris: tuple[str, ...]) -> None:
-    """OpenID Registration §2 / MCP (SEP-837): web clients redirect to https, native ones may not need to."""
-    if application_type is None or application_type == "native":
-        return
-    if application_type != "web":
+APPLICATION_TYPES = ("native", "web")
+
+
+def application_type_for(declared: str | None, uris: tuple[str, ...]) -> str:
+    """The client's ``application_type``: the declared one if the redirect URIs fit it, else
+    ``InvalidRedirectUri``; when none was declared, the one the redirect URIs imply.
+
+    OpenID Connect Registration §2 defines "native" and "web": "Web Clients using the OAuth
+    Implicit Grant Type MUST only register URLs using the https scheme as redirect_uris; they
+    MUST NOT use localhost as the hostname. Native Clients MUST only register redirect_uris
+    using custom URI schemes or loopback URLs using the http scheme". We have no implicit grant,
+    so we hold every "web" client to the web rule, as MCP describes web clients as "remote
+    browser-based applications served from a non-local host". Native clients may also use
+    claimed ``https`` URLs (RFC 8252 §7.2), so a native client may register any redirect we accept.
+    MCP 2026-07-28 (SEP-837): clients "MUST specify an appropriate application_type";
+    "Native applications (desktop applications, mobile apps, CLI tools, and locally-hosted web
+    applications accessed via localhost) SHOULD use application_type: native".
+
+    Omitted: OIDC defaults to "web", which the MCP text warns "can conflict with native-style
+    redirect URIs"; clients older than the field (mcp-remote, most DCR clients) omit it and
+    redirect to loopback. So it is inferred: "web" only when every redirect is https on a host
+    that is not this machine; otherwise "native", mixed sets included, because "native" is the
+    one type that admits every URI of such a set (loopback plus a claimed https URL is a native
+    app's usual pair, RFC 8252 §7.2-§7.3), while "web" would contradict the loopback ones.
+    RFC 7591 §3.2.1 lets the server "substitute them with suitable values" and requires it to
+    "return all registered metadata", so the inferred value is stored and returned.
+    """
+    web_compatible = all(uri.startswith("https://") and not redirect_uris.is_local(uri) for uri in uris)
+    if declared is None:
+        return "web" if web_compatible else "native"
+    if declared not in APPLICATION_TYPES:
         raise InvalidClientMetadata("application_type must be 'web' or 'native'")
-    for uri in uris:
-        if not uri.startswith("https://"):
-            raise InvalidRedirectUri("a 'web' client must use https redirect URIs; register as 'native'")
+    if declared == "web" and not web_compatible:
+        raise InvalidRedirectUri(
+            "a 'web' client must use https redirect URIs on a host other than localhost; register as 'native'"
+        )
+    return declared
 
 
 def build_client(
@@ -99,8 +127,7 @@ def build_client(
         if unknown:
             raise InvalidClientMetadata(f"unknown scope: {' '.join(sorted(unknown))}")
         scope = " ".join(dict.fromkeys(scope.split())) or None
-    application_type = _text(metadata, "application_type")
-    _check_application_type(application_type, uris)
+    application_type = application_type_for(_text(metadata, "application_type"), uris)
     contacts = _string_list(metadata, "contacts", ())
     if len(contacts) > MAX_CONTACTS or any(len(c) > MAX_TEXT for c in contacts):
         raise InvalidClientMetadata("too many or too long contacts")

@@ -92,15 +92,50 @@ async def test_registration_server_owned_fields_ignored(http: httpx.AsyncClient)
     assert body["client_id"] != "admin" and body["client_secret_expires_at"] != 0 and body["client_id_issued_at"]
 
 
-@pytest.mark.parametrize("application_type,uri,ok", [
-    ("native", "http://127.0.0.1:9/cb", True), ("native", "com.example.app:/cb", True),
-    ("native", "https://app.example/cb", True), ("web", "https://app.example/cb", True),
-    ("web", "http://127.0.0.1:9/cb", False), ("web", "com.example.app:/cb", False),
+BAD_URI, BAD_META = "invalid_redirect_uri", "invalid_client_metadata"
+
+
+@pytest.mark.parametrize("application_type,uris,error", [
+    ("native", ["http://127.0.0.1:9/cb"], None), ("native", ["com.example.app:/cb"], None),
+    ("native", ["https://app.example/cb"], None), ("native", ["http://localhost/cb", "https://app.example/cb"], None),
+    ("web", ["https://app.example/cb"], None),
+    ("web", ["http://127.0.0.1:9/cb"], BAD_URI), ("web", ["com.example.app:/cb"], BAD_URI),
+    ("web", ["https://localhost/cb"], BAD_URI), ("web", ["https://127.0.0.1:8443/cb"], BAD_URI),
+    ("web", ["https://[::1]/cb"], BAD_URI), ("web", ["https://dev.localhost/cb"], BAD_URI),
+    ("web", ["https://app.example/cb", "http://localhost/cb"], BAD_URI),
+    ("desktop", ["https://app.example/cb"], BAD_META), ("", ["https://app.example/cb"], BAD_META),
+    (["web"], ["https://app.example/cb"], BAD_META),
 ])
 async def test_registration_application_type_checked_against_redirects(
-    http: httpx.AsyncClient, application_type: str, uri: str, ok: bool
+    http: httpx.AsyncClient, application_type: object, uris: list[str], error: str | None
 ) -> None:
-    """MCP 2026-07-28 (SEP-837) / OpenID Registration §2: web clients use https redirects."""
-    response = await http.post("/register", json={"redirect_uris": [uri], "application_type": application_type,
+    """MCP 2026-07-28 (SEP-837) / OpenID Registration §2: "web" clients redirect to https on a
+    host other than localhost; "native" ones to loopback, a private-use scheme or (RFC 8252 §7.2)
+    a claimed https URL; a contradiction is refused, an unknown type is invalid_client_metadata."""
+    response = await http.post("/register", json={"redirect_uris": uris, "application_type": application_type,
                                                   "token_endpoint_auth_method": "none"})
-    assert (response.status_code == 201) is ok
+    if error is None:
+        assert response.status_code == 201 and response.json()["application_type"] == application_type
+    else:
+        assert response.status_code == 400 and response.json()["error"] == error
+
+
+@pytest.mark.parametrize("uris,inferred", [
+    (["http://127.0.0.1:33418/callback"], "native"), (["http://localhost/callback"], "native"),
+    (["cursor://anysphere.cursor-retrieval/oauth/callback"], "native"),
+    (["https://app.example/cb", "https://other.example/cb"], "web"),
+    (["https://localhost:8443/cb"], "native"),
+    (["https://app.example/cb", "http://127.0.0.1/cb"], "native"),
+    (["https://app.example/cb", "com.example.app:/cb"], "native"),
+])
+async def test_registration_application_type_inferred_when_omitted(
+    http: httpx.AsyncClient, uris: list[str], inferred: str
+) -> None:
+    """MCP 2026-07-28 (SEP-837): OIDC's default "web" "can conflict with native-style redirect
+    URIs", and clients older than the field omit it; the type the redirect URIs imply is stored
+    and returned (RFC 7591 §3.2.1: the server may "substitute them with suitable values" and
+    MUST "return all registered metadata"). Mixed sets are native: only that type admits them all."""
+    client = await register(http, redirect_uris=uris)
+    assert client.body["application_type"] == inferred
+    again = await http.post("/register", json={**client.body, "client_id": None, "client_id_issued_at": None})
+    assert again.status_code == 201 and again.json()["application_type"] == inferred
