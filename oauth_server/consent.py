@@ -76,7 +76,12 @@ def requested_scopes(settings: OAuthServerSettings, client: Client, scope: str |
 
 @dataclass(frozen=True, slots=True)
 class TrustedRedirect:
-    """A known client and a redirect URI registered for it: from here on, errors may go there."""
+    """A known client and a redirect URI registered for it: from here on, errors may go there.
+
+    ``redirect_uri`` is the URI as the client requested it, which differs from the registered
+    one only in a loopback port (``redirect_uris.matches``): the response goes where the client
+    listens, and the code is bound to that exact string for the token request.
+    """
 
     client: Client
     redirect_uri: str
