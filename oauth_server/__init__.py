@@ -18,6 +18,7 @@ from oauth_server.settings import OAuthServerSettings
 
 if typing.TYPE_CHECKING:
     from oauth_server.integrations.mcp_sdk import OAuthServer
+    from oauth_server.keys import SigningKeyError
     from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
     from oauth_server.resource import (
         IssuerConfig,
@@ -39,6 +40,7 @@ _LAZY = {
     "BearerAuthMiddleware": "oauth_server.web.bearer",
     "require_bearer_auth": "oauth_server.web.bearer",
     "RateLimits": "oauth_server.web.limits",
+    "SigningKeyError": "oauth_server.keys",
     "IssuerConfig": "oauth_server.resource",
     "LocalVerifier": "oauth_server.resource",
     "ResourceServer": "oauth_server.resource",
@@ -69,6 +71,7 @@ __all__ = [
     "RefreshToken",
     "ResourceServer",
     "SQLAlchemyOAuthServerModel",
+    "SigningKeyError",
     "StorageUnavailable",
     "TokenVerifier",
     "VerifiedToken",

@@ -152,8 +152,13 @@ class Fetcher:
         limit = self.policy.max_bytes if max_bytes is None else max_bytes
         try:
             async with asyncio.timeout(self.policy.timeout):
-                address = await self._pick_address(target)
-                return await self._send(method, target, address, limit, form, basic_auth)
+                checked = await self._checked_addresses(target)
+                for address in checked[:-1]:
+                    try:  # RFC 8305 in its simplest form: the next checked address if one refuses
+                        return await self._send(method, target, address, limit, form, basic_auth)
+                    except httpx.ConnectError:
+                        continue
+                return await self._send(method, target, checked[-1], limit, form, basic_auth)
         except (TimeoutError, httpx.TimeoutException):
             raise FetchError(f"no complete answer within {self.policy.timeout:g} seconds") from None
         except httpx.HTTPError as exc:
@@ -191,8 +196,9 @@ class Fetcher:
             self._recent = {h: r for h, r in self._recent.items() if r and r[-1] > now - 60}
             self._sweep_at = max(1024, 2 * len(self._recent))
 
-    async def _pick_address(self, target: _Target) -> str:
-        """Resolve once, refuse if any address is refused, and return the one to connect to."""
+    async def _checked_addresses(self, target: _Target) -> list[str]:
+        """Resolve once, refuse if any address is refused, and return them all to try in order
+        (``localhost`` may resolve to ``::1`` first while the server listens on 127.0.0.1)."""
         if target.literal:
             found = [target.host]
         else:
@@ -213,7 +219,7 @@ class Fetcher:
                 raise FetchRefused(refusal)
             if target.url.scheme == "http" and not policy.allow_http and addresses.classify(address) != "loopback":
                 raise FetchRefused("plain http is allowed only to loopback addresses")
-        return found[0]
+        return found
 
     async def _send(self, method: str, target: _Target, address: str, limit: int,
                     form: Mapping[str, str] | None, basic_auth: tuple[str, str] | None) -> FetchResult:

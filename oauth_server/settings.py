@@ -76,6 +76,8 @@ class OAuthServerSettings:
         _check_url("issuer_url", self.issuer_url)
         _check_url("resource_server_url", self.resource_server_url)
         _check_url("authorization_url", self.authorization_url, allow_query=True)
+        for url in self.extra_resources:
+            _check_url("extra_resources", url)
         for scope in self.scopes_supported:
             if not is_scope_token(scope):
                 raise ValueError(f"invalid scope name {scope!r}")

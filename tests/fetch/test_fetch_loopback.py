@@ -349,3 +349,27 @@ async def test_pools_beyond_the_limit_close_only_once_their_response_is_read() -
         await fetcher.get_json(f"http://localhost:{server.port}/doc")  # a fresh pool for localhost
         await fetcher.aclose()
     assert server.connections == 3
+
+
+async def test_the_next_checked_address_is_tried_when_one_refuses_the_connection() -> None:
+    """RFC 8305 in its simplest form: ``localhost`` may resolve to an address nobody listens on
+    first (here ``::1``, where this server does not listen) and to the server's address second;
+    every address was checked beforehand."""
+    async with LoopbackServer(answer(200, b'{"a": 1}')) as server:
+        async def two_addresses(host: str, port: int) -> list[str]:
+            return ["::1", "127.0.0.1"]
+
+        fetcher = Fetcher(DEV, resolver=two_addresses)
+        result = await fetcher.get_json(f"http://localhost:{server.port}/doc")
+        await fetcher.aclose()
+    assert result.body == {"a": 1}
+
+
+async def test_every_address_refusing_the_connection_is_an_error() -> None:
+    async def nobody(host: str, port: int) -> list[str]:
+        return ["::1", "127.0.0.1"]  # nothing listens on port 9 of either
+
+    fetcher = Fetcher(DEV, resolver=nobody)
+    with pytest.raises(FetchError, match="could not connect"):
+        await fetcher.get_json("http://localhost:9/doc")
+    await fetcher.aclose()
