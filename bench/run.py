@@ -162,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         servers = select_servers(args.servers)
         if args.baseline:
             rev, root = stack.enter_context(worktree(args.baseline))
-            servers += [check(baseline(s, rev, root)) for s in list(servers) if s.kind == "ours"]
+            # Only the servers that existed then: ours-memory, ours-sqlite, ours-postgres.
+            servers += [check(baseline(s, rev, root)) for s in list(servers)
+                        if s.name in ("ours-memory", "ours-sqlite", "ours-postgres")]
         return run(args, servers)
 
 
