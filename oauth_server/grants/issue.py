@@ -52,6 +52,31 @@ class Issuance:
         return body
 
 
+def refresh_token_allowed(ctx: GrantContext, granted_scopes: tuple[str, ...]) -> bool:
+    """Whether the grant gets a refresh token: the server issues them, the client is registered
+    for the refresh_token grant (OAuth 2.1 §4.3), and, when this server offers ``offline_access``,
+    the grant includes it.
+
+    MCP 2026-07-28 (Refresh Tokens): clients "MAY add ``offline_access`` to the ``scope``
+    parameter of the authorization and token requests when the Authorization Server metadata
+    contains it in ``scopes_supported``" and "MUST NOT assume refresh tokens will be issued; the
+    AS retains discretion". OpenID Connect Core §11: "This scope value requests that an OAuth 2.0
+    Refresh Token be issued". So an operator who lists ``offline_access`` in ``scopes_supported``
+    chooses that scope as the request for refresh tokens: a grant gets them only when the client
+    asked for it and it was granted (the user may withhold it through ``user_scopes``). Without
+    ``offline_access`` in ``scopes_supported`` nobody can ask for it, and the AS's discretion is
+    to give refresh tokens to every client registered for them, as MCP clients expect.
+
+    The check reads the grant's scopes, so a refresh that narrows the access token's scope keeps
+    rotating, and a grant made before the operator offered the scope stops at its next refresh.
+    """
+    if not ctx.settings.issue_refresh_tokens or "refresh_token" not in ctx.client.grant_types:
+        return False
+    if scope_strings.OFFLINE_ACCESS in ctx.settings.scopes_supported:
+        return scope_strings.OFFLINE_ACCESS in granted_scopes
+    return True
+
+
 def mint(
     ctx: GrantContext,
     *,
@@ -81,8 +106,7 @@ def mint(
     access = dataclasses.replace(access, token_digest=tokens.digest(access_token))
     refresh_token: str | None = None
     refresh: RefreshToken | None = None
-    # OAuth 2.1 §4.3: refresh tokens only for clients registered for the refresh_token grant.
-    if settings.issue_refresh_tokens and "refresh_token" in ctx.client.grant_types and grant_expires_at > now:
+    if refresh_token_allowed(ctx, granted_scopes) and grant_expires_at > now:
         refresh_token = tokens.new_token()
         refresh = RefreshToken(
             token_digest=tokens.digest(refresh_token),

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from starlette.responses import JSONResponse, Response
 
 from oauth_server.clients import AUTH_METHODS
+from oauth_server.scopes import resource_scopes
 from oauth_server.web.context import RouterContext
 
 # Access-Control-Allow-Origin is added by the router's route class, as on every fetch endpoint.
@@ -49,7 +50,8 @@ def protected_resource_metadata(ctx: RouterContext) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "resource": settings.resource_server_url,
         "authorization_servers": [settings.issuer_url],
-        "scopes_supported": list(settings.scopes_supported),
+        # MCP 2026-07-28 (Refresh Tokens): offline_access is the AS's, "not a resource requirement".
+        "scopes_supported": resource_scopes(settings.scopes_supported),
         "bearer_methods_supported": ["header"],
     }
     if settings.resource_name:
