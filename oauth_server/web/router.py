@@ -108,6 +108,8 @@ def mcp_auth_router(
     for name in CORS_PATHS:
         cors.add_preflight(router, ctx.path(name), "POST")
     cors.add_preflight(router, f"/.well-known/oauth-authorization-server{ctx.base_path}", "GET")
+    for path in metadata.openid_configuration_paths(ctx):
+        cors.add_preflight(router, path, "GET")
     if server.signing is not None:
         cors.add_preflight(router, jwks.jwks_path(ctx), "GET")
     for resource in server.settings.resources:

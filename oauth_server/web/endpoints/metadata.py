@@ -1,4 +1,5 @@
-"""RFC 8414 authorization server metadata and RFC 9728 protected resource metadata."""
+"""RFC 8414 authorization server metadata (also at the OpenID Connect discovery location) and
+RFC 9728 protected resource metadata."""
 
 from __future__ import annotations
 
@@ -59,6 +60,14 @@ def protected_resource_metadata(ctx: RouterContext) -> dict[str, Any]:
     return doc
 
 
+def openid_configuration_paths(ctx: RouterContext) -> tuple[str, ...]:
+    """OpenID Connect Discovery 1.0 §4.1 appends ``/.well-known/openid-configuration`` to the
+    issuer; RFC 8414 §3.1 and §5 insert it before the issuer's path. The same for a path-less issuer."""
+    appended = f"{ctx.base_path}/.well-known/openid-configuration"
+    inserted = f"/.well-known/openid-configuration{ctx.base_path}"
+    return (appended,) if appended == inserted else (appended, inserted)
+
+
 def protected_resource_metadata_path(resource_url: str) -> str:
     """RFC 9728 §3.1: the well-known segment goes between host and the resource's path."""
     path = urlsplit(resource_url).path.rstrip("/")
@@ -83,6 +92,32 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
         get_authorization_server_metadata, methods=["GET"], tags=["metadata"],
         summary="Authorization server metadata (RFC 8414)",
     )
+
+    async def get_openid_configuration() -> Response:
+        """The RFC 8414 document, unchanged, at the OpenID Connect discovery locations.
+
+        MCP 2026-07-28: authorization servers "MUST provide at least one" of RFC 8414 and
+        OpenID Connect Discovery 1.0, and clients "MUST support both", trying RFC 8414 first.
+        RFC 8414 §5: the ``openid-configuration`` identifier's "usage in this specification is
+        actually referring to a general OAuth 2.0 feature and is not specific to OpenID
+        Connect", and for an issuer with a path "it may be necessary to publish metadata at both
+        locations": appended (OIDC Discovery §4.1, ``/tenant1/.well-known/openid-configuration``)
+        and inserted (``/.well-known/openid-configuration/tenant1``); MCP clients try both.
+
+        It claims no OpenID Connect feature: no ``openid`` scope, ID token, ``userinfo_endpoint``,
+        ``subject_types_supported`` or ``id_token_signing_alg_values_supported``. Discovery §3
+        makes the last two REQUIRED of an OpenID Provider, which this server is not: inventing
+        them would invite relying parties to ask for ID tokens we never issue. A strict OIDC
+        parser may refuse the document and fall back to RFC 8414, where it is complete. Its
+        ``issuer`` is ours, as Discovery §4.3 and RFC 8414 §3.3 require.
+        """
+        return _cached(as_body)
+
+    for path in openid_configuration_paths(ctx):
+        router.add_api_route(
+            path, get_openid_configuration, methods=["GET"], tags=["metadata"],
+            summary="Authorization server metadata at an OpenID Connect discovery location",
+        )
 
     for resource in ctx.server.settings.resources:
         router.add_api_route(
