@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 from oauth_server.fetch import Fetcher, FetchPolicy
 from oauth_server.resource.issuer import IssuerConfig, IssuerVerifier, issuer_configs, unverified_issuer
-from oauth_server.resource.verified import VerifiedToken, VerifierUnavailable
+from oauth_server.resource.verified import RememberedTokens, VerifiedToken, VerifierUnavailable
 
 #: A bearer token longer than this is refused unread (a JWT with many roles stays far below).
 MAX_TOKEN_LENGTH = 16 * 1024
@@ -58,6 +58,11 @@ class ResourceServer:
         self.fetcher = fetcher or Fetcher(resource_fetch_policy(allow_loopback=allow_loopback, allow_http=allow_http))
         self.verifiers = {config.issuer: IssuerVerifier(config, resource, self.fetcher, clock=clock)
                           for config in self.configs}
+        self.clock = clock
+        # Never longer than an issuer's own introspection cache: an operator who shortened it
+        # wants revocations at that issuer to bite that soon.
+        ttls = [config.introspection_cache_ttl for config in self.configs if config.introspects]
+        self._remembered = RememberedTokens(ttl=min([60.0, *ttls]))
 
     @property
     def authorization_servers(self) -> list[str]:
@@ -65,8 +70,20 @@ class ResourceServer:
         return list(self.verifiers)
 
     async def verify(self, token: str) -> VerifiedToken | None:
+        """Route the token to its issuer's verifier; a token accepted in the last minute (and
+        not expired) is answered from memory, without even reading its claims again."""
         if not token or len(token) > MAX_TOKEN_LENGTH:
             return None
+        key, now = RememberedTokens.key(token), self.clock()
+        remembered = self._remembered.get(key, now)
+        if remembered is not None:
+            return remembered
+        record = await self._route(token)
+        if record is not None:
+            self._remembered.put(key, record, now)
+        return record
+
+    async def _route(self, token: str) -> VerifiedToken | None:
         issuer = unverified_issuer(token)
         if issuer is not None:
             verifier = self.verifiers.get(issuer)

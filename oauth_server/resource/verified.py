@@ -8,6 +8,8 @@ so it protects an MCP server the same way whichever authorization server minted 
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -58,3 +60,36 @@ class TokenVerifier(Protocol):
         Raises ``VerifierUnavailable`` when it cannot tell right now.
         """
         ...
+
+
+class RememberedTokens:
+    """Tokens a verifier accepted, by SHA-256 digest, reused until their ``exp`` and never longer
+    than ``ttl`` seconds: a client sends the same token with every request, and checking its
+    signature (or asking the issuer) once a minute is enough. A key the issuer withdraws from its
+    JWKS stops vouching for remembered tokens once the key set is refetched. Refusals are never
+    remembered. Oldest out past ``size``.
+    """
+
+    def __init__(self, ttl: float = 60.0, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._tokens: OrderedDict[str, tuple[VerifiedToken, float]] = OrderedDict()
+
+    @staticmethod
+    def key(token: str) -> str:
+        return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def get(self, key: str, now: float) -> VerifiedToken | None:
+        remembered = self._tokens.get(key)
+        if remembered is None:
+            return None
+        if now < remembered[1]:
+            return remembered[0]
+        del self._tokens[key]
+        return None
+
+    def put(self, key: str, record: VerifiedToken, now: float) -> None:
+        expires = record.expires_at if record.expires_at is not None else now
+        self._tokens[key] = (record, min(float(expires), now + self.ttl))
+        if len(self._tokens) > self.size:
+            self._tokens.popitem(last=False)

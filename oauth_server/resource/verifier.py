@@ -9,10 +9,8 @@ be of that algorithm's type (``jwks.KeySet``), so an RSA key never checks an ES2
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,7 +19,7 @@ import jwt
 from oauth_server.resource.checks import JWT_REQUIRED, verified, why_refused
 from oauth_server.resource.claims import RoleRules
 from oauth_server.resource.jwks import KeySet
-from oauth_server.resource.verified import VerifiedToken
+from oauth_server.resource.verified import RememberedTokens, VerifiedToken
 
 logger = logging.getLogger("oauth_server.resource")
 
@@ -48,11 +46,6 @@ def check_algorithms(algorithms: Iterable[str]) -> tuple[str, ...]:
         raise ValueError(f"algorithms must be asymmetric signature algorithms from {SUPPORTED_ALGORITHMS}, "
                          f"got {unsafe or 'nothing'}")
     return chosen
-
-
-#: How many verified tokens a ``JWTVerifier`` remembers, and for how long at most (seconds).
-VERIFIED_CACHE_SIZE = 10_000
-VERIFIED_CACHE_TTL = 60.0
 
 
 class JWTVerifier:
@@ -84,30 +77,21 @@ class JWTVerifier:
         self.types = AT_JWT_TYPES | JWT_TYPES if accept_typ_jwt else AT_JWT_TYPES
         self.rules = rules or RoleRules()
         self.clock = clock
-        # token digest -> (result, reuse until): a client sends one token many times.
-        self._verified: OrderedDict[str, tuple[VerifiedToken, float]] = OrderedDict()
+        self._remembered = RememberedTokens()
 
     async def verify(self, token: str) -> VerifiedToken | None:
         """RFC 9068 §4: header (alg, typ), signature, then ``iss``, ``aud``, ``exp``, ``nbf``.
 
-        A token that passed is remembered (by SHA-256 digest, ``VERIFIED_CACHE_SIZE`` at most)
-        until its ``exp``, and never longer than ``VERIFIED_CACHE_TTL`` seconds: a key the issuer
-        withdraws from its JWKS stops vouching for remembered tokens once the key set is refetched.
-        Refusals are not remembered. Raises ``VerifierUnavailable`` when the keys cannot be fetched.
+        A token that passed is remembered (``RememberedTokens``: until its ``exp``, a minute at
+        most). Raises ``VerifierUnavailable`` when the keys cannot be fetched.
         """
-        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-        now = self.clock()
-        remembered = self._verified.get(digest)
+        key, now = RememberedTokens.key(token), self.clock()
+        remembered = self._remembered.get(key, now)
         if remembered is not None:
-            if now < remembered[1]:
-                return remembered[0]
-            del self._verified[digest]
+            return remembered
         result = await self._verify(token)
         if result is not None:
-            expires = result.expires_at if result.expires_at is not None else now
-            self._verified[digest] = (result, min(float(expires), now + VERIFIED_CACHE_TTL))
-            if len(self._verified) > VERIFIED_CACHE_SIZE:
-                self._verified.popitem(last=False)
+            self._remembered.put(key, result, now)
         return result
 
     async def _verify(self, token: str) -> VerifiedToken | None:

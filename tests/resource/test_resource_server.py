@@ -6,7 +6,7 @@ import pytest
 
 from oauth_server.resource import IssuerConfig, ResourceServer, VerifierUnavailable
 from tests.helpers import FrozenClock
-from tests.resource.support import RESOURCE, RS_CLIENT, FakeIssuer, SigningKey, claims, resource_server
+from tests.resource.support import ISSUER, RESOURCE, RS_CLIENT, FakeIssuer, SigningKey, claims, resource_server
 
 A = "https://a.example"
 B = "https://b.example/realms/b"
@@ -91,3 +91,20 @@ def test_issuers_are_required_and_unique() -> None:
         ResourceServer(RESOURCE, [])
     with pytest.raises(ValueError):
         ResourceServer(RESOURCE, [A, IssuerConfig(A)])
+
+
+async def test_accepted_tokens_are_remembered_no_longer_than_an_issuers_introspection_cache(
+    clock: FrozenClock, issuer: FakeIssuer
+) -> None:
+    """RFC 7662 §4: a short introspection cache is the operator's bound on how long a revoked
+    token keeps working; remembering accepted tokens in ``ResourceServer`` must not extend it."""
+    config = IssuerConfig(ISSUER, client_id="rs", client_secret="s", introspection_cache_ttl=5)
+    rs = resource_server(clock, config, issuers=(issuer,))
+    issuer.introspect = lambda token: {"active": True, "sub": "alice", "client_id": "c", "scope": "mcp:tools",
+                                       "aud": RESOURCE, "iss": ISSUER, "exp": int(clock.now) + 300}
+    assert await rs.verify("opaque-token") is not None
+    issuer.introspect = lambda token: {"active": False}  # revoked at the issuer
+    clock.advance(4)
+    assert await rs.verify("opaque-token") is not None
+    clock.advance(2)
+    assert await rs.verify("opaque-token") is None
