@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class Client:
-    """A registered client (RFC 7591 §2 metadata plus server-owned fields)."""
+    """A client: registered (RFC 7591 §2 metadata plus server-owned fields) or known by its
+    client ID metadata document (its ``client_id`` is the document's URL; the record caches it)."""
 
     client_id: str
     redirect_uris: tuple[str, ...]
@@ -32,6 +33,18 @@ class Client:
     software_id: str | None = None
     software_version: str | None = None
     application_type: str | None = None
+    #: RFC 7591 §2 ``jwks``: the client's public keys as JSON text (``private_key_jwt``, RFC 7523).
+    jwks: str | None = None
+    #: RFC 7591 §2 ``jwks_uri``: where the client publishes them instead.
+    jwks_uri: str | None = None
+    #: RFC 7592 §3: digest of the registration access token that manages this client.
+    registration_access_token_digest: str | None = None
+    #: A client ID metadata document's client (``client_id`` is the document's HTTPS URL): when
+    #: the cached document must be fetched again. None for a registered client.
+    metadata_document_expires_at: int | None = None
+    #: The JWS ``alg`` its ``private_key_jwt`` assertions must use (OpenID Connect Dynamic Client
+    #: Registration 1.0 §2; RFC 7591 §2 defers such extensions to their own specifications).
+    token_endpoint_auth_signing_alg: str | None = None
 
     @property
     def is_public(self) -> bool:

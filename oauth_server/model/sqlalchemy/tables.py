@@ -20,6 +20,10 @@ Why these choices:
 * Signing keys (RFC 9068 JWT access tokens) are rows too, so every process signs with and
   publishes the same keys. ``private_key`` holds only what ``keys.KeyCipher`` encrypted; ``kid``
   is the primary key (a duplicate is refused), ``expires_at`` is indexed for ``purge_expired``.
+* A client assertion's ``jti`` (RFC 7523 §3) is used once: ``(client_id, jti)`` is the primary
+  key, so of two processes inserting the same pair exactly one succeeds; kept until
+  ``expires_at`` (indexed, for ``purge_expired``). Pending authorizations are indexed by
+  ``client_id`` too, so deleting a client (RFC 7592 §2.3) removes its requests by index.
 
 The alembic revision in ``migrations/versions`` creates exactly this schema; a test compares them.
 """
@@ -92,13 +96,21 @@ clients = Table(
     Column("software_id", Text),
     Column("software_version", Text),
     Column("application_type", String(64)),
+    # RFC 7591 §2 / RFC 7523: the client's public keys (JSON text), or where to fetch them.
+    Column("jwks", Text),
+    Column("jwks_uri", Text),
+    # RFC 7592 §3: a credential like any other, stored as its digest.
+    _digest("registration_access_token_digest", nullable=True),
+    # A client ID metadata document's client: when to fetch the document again; NULL: registered.
+    _epoch("metadata_document_expires_at", nullable=True),
+    Column("token_endpoint_auth_signing_alg", Text),
 )
 
 pending_authorizations = Table(
     "oauth_pending_authorizations",
     metadata,
     _digest("request_digest", primary_key=True),
-    Column("client_id", Text, nullable=False),
+    Column("client_id", Text, nullable=False, index=True),
     Column("redirect_uri", Text, nullable=False),
     Column("redirect_uri_provided_explicitly", Boolean, nullable=False),
     Column("scopes", StringTuple, nullable=False),
@@ -184,6 +196,15 @@ signing_keys = Table(
     _epoch("retires_at", nullable=True),
     # Its last token's expiry: unpublished and purged after it; NULL: never.
     _epoch("expires_at", nullable=True, index=True),
+)
+
+assertion_jtis = Table(
+    "oauth_assertion_jtis",
+    metadata,
+    Column("client_id", Text, primary_key=True),
+    # Bounded by the model (base.MAX_JTI_LENGTH) rather than by the column: one rule everywhere.
+    Column("jti", Text, primary_key=True),
+    _epoch("expires_at", index=True),
 )
 
 #: The tables holding grant-bound credentials, which ``revoke_grant`` clears.
