@@ -5,19 +5,20 @@ as one step on the event loop; a revocation and an issuance can therefore never 
 whichever runs first decides (a revoked grant stores nothing; tokens stored first are removed
 by the revocation). Memory stays bounded: expired records are purged as writes happen (by the
 server's clock, ``use_clock``), and the number of live records is capped. A heap ordered by
-expiry finds the expired records, so a purge costs what it removes, not a scan of every record.
+expiry finds the expired records (``memory_expiry``), so a purge costs what it removes, not a
+scan of every record.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import time
 from collections import defaultdict
 from collections.abc import Callable
 
 from oauth_server.errors import StorageUnavailable
 from oauth_server.model.base import OAuthServerModel
+from oauth_server.model.memory_expiry import ExpiryHeap
 from oauth_server.records import (
     AccessToken,
     AuthorizationCode,
@@ -28,15 +29,8 @@ from oauth_server.records import (
     SigningKey,
 )
 
-#: Store numbers in ``MemoryOAuthServerModel._stores``.
+#: Store numbers in the expiry heap's ``stores``.
 PENDING, CODES, ACCESS_TOKENS, REFRESH_TOKENS, CLIENTS, GRANTS, SIGNING_KEYS = range(7)
-
-
-def _expires_at(record: object) -> int | None:
-    """When ``record`` may be purged; None or 0: never (a client without an expiring secret)."""
-    if isinstance(record, Client):
-        return record.client_secret_expires_at
-    return getattr(record, "expires_at", None)
 
 
 class MemoryOAuthServerModel(OAuthServerModel):
@@ -60,13 +54,10 @@ class MemoryOAuthServerModel(OAuthServerModel):
         self.credentials: defaultdict[str, set[str]] = defaultdict(set)
         self._clock: Callable[[], float] = time.time
         self._writes = 0
-        # (expires_at, store number in _stores, key): one entry per record written. Entries of
-        # records already gone (revoked, consumed) are dropped when they come up, or all at once
-        # by _rebuild_expiry when they outnumber the live records.
-        self._stores: tuple[dict[str, object], ...] = (
+        stores: tuple[dict[str, object], ...] = (
             self.pending, self.codes, self.access_tokens, self.refresh_tokens, self.clients,  # type: ignore[assignment]
             self.grants, self.signing_keys)
-        self._expiry: list[tuple[int, int, str]] = []
+        self._expiry = ExpiryHeap(stores)
 
     def use_clock(self, clock: Callable[[], float]) -> None:
         """Purges on write use the server's clock, so a frozen test clock holds here too."""
@@ -78,15 +69,7 @@ class MemoryOAuthServerModel(OAuthServerModel):
                 + len(self.grants))
 
     def _track(self, store: int, key: str, expires_at: int | None) -> None:
-        if expires_at:
-            heapq.heappush(self._expiry, (expires_at, store, key))
-            if len(self._expiry) > 2 * (self._count() + len(self.clients)) + 1000:
-                self._rebuild_expiry()
-
-    def _rebuild_expiry(self) -> None:
-        self._expiry = [(expires, number, key) for number, store in enumerate(self._stores)
-                        for key, record in store.items() if (expires := _expires_at(record))]
-        heapq.heapify(self._expiry)
+        self._expiry.track(store, key, expires_at, self._count() + len(self.clients))
 
     def _before_write(self) -> None:
         self._writes += 1
@@ -222,34 +205,13 @@ class MemoryOAuthServerModel(OAuthServerModel):
 
     def _purge(self, now: int, batch: int) -> int:
         """Remove up to ``batch`` expired records of each kind, oldest first."""
-        removed = [0] * len(self._stores)
-        over_batch: list[tuple[int, int, str]] = []
-        heap = self._expiry
-        while heap and heap[0][0] <= now:
-            entry = heapq.heappop(heap)
-            expires_at, number, key = entry
-            if removed[number] >= batch:
-                over_batch.append(entry)  # this kind's batch is full: keep for the next purge
-                if min(removed) >= batch:
-                    break
-                continue
-            store = self._stores[number]
-            record = store.get(key)
-            if record is None:
-                continue  # revoked or consumed since
-            current = _expires_at(record)
-            if current != expires_at:
-                if current:
-                    heapq.heappush(heap, (current, number, key))  # its expiry moved: track the new one
-                continue
-            del store[key]
-            removed[number] += 1
-            if isinstance(record, (AuthorizationCode, AccessToken, RefreshToken)):
-                keys = self.credentials.get(record.grant_id)
-                if keys is not None:
-                    keys.discard(key)
-                    if not keys:
-                        del self.credentials[record.grant_id]
-        for entry in over_batch:
-            heapq.heappush(heap, entry)
-        return sum(removed)
+        return self._expiry.purge(now, batch, self._forget_credential)
+
+    def _forget_credential(self, key: str, record: object) -> None:
+        """A purged code or token leaves its grant's index too."""
+        if isinstance(record, (AuthorizationCode, AccessToken, RefreshToken)):
+            keys = self.credentials.get(record.grant_id)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self.credentials[record.grant_id]

@@ -23,7 +23,7 @@ async def test_memory_expiry_heap_stays_bounded_when_grants_are_revoked() -> Non
     assert model._count() == 5000 and len(model.grants) == 5000
     assert not model.codes and not model.access_tokens and not model.refresh_tokens and not model.credentials
     # Rebuilt from the live records whenever stale entries outnumber them, not grown to 20,000.
-    assert len(model._expiry) <= 2 * model._count() + 1001
+    assert len(model._expiry.entries) <= 2 * model._count() + 1001
 
 
 async def test_memory_purge_skips_revoked_entries_and_keeps_live_ones() -> None:
@@ -43,7 +43,7 @@ async def test_memory_purge_skips_revoked_entries_and_keeps_live_ones() -> None:
     assert await model.purge_expired(NOW + 60, batch=2) == 1
     assert not model.access_tokens and set(model.credentials) == set(model.grants) - {"revoked"}
     assert await model.purge_expired(LATER, batch=10) == 5 + 4  # the grants, and the codes of those not revoked
-    assert model._expiry == [] and not model.credentials and not model.grants
+    assert model._expiry.entries == [] and not model.credentials and not model.grants
 
 
 async def test_memory_purges_on_write_by_the_servers_clock() -> None:
