@@ -3,12 +3,20 @@
 Usage: ``.venv/bin/python scripts/explain_plans.py [--url postgresql+asyncpg://...] [--out PATH]``
 
 It creates a scratch database next to ``--url`` (default ``PG_URL``, else the local server),
-fills the token tables with a few thousand grants (and as many signing keys), runs ``ANALYZE``
-(no planner switches such as ``enable_seqscan``), explains the exact statements ``SQLAlchemyOAuthServerModel`` runs, and
-drops the database. Each statement is explained twice: with literal values (a custom plan) and
-as a prepared statement under ``plan_cache_mode = force_generic_plan`` (the plan a server's
-cached prepared statements settle on). ``tests/model/test_postgres_plans.py`` asserts the same
-plans use an index.
+fills the token tables with a few thousand grants (and as many clients, signing keys and used
+assertion jtis), runs ``ANALYZE`` (no planner switches such as ``enable_seqscan``), explains the
+exact statements ``SQLAlchemyOAuthServerModel`` runs, and drops the database. Each statement is
+explained twice: with literal values (a custom plan) and as a prepared statement under
+``plan_cache_mode = force_generic_plan`` (the plan a server's cached prepared statements settle
+on). ``tests/model/test_postgres_plans.py`` asserts the same plans use an index.
+
+Explained: every statement that finds rows by a key or in a batch. Not explained: plain INSERTs
+(``save_*``, ``upsert_client``, ``consume_assertion_jti``: an ``ON CONFLICT`` probes the primary
+key's index itself, and their plans show no scan at all), and the operator's listings that read
+a whole table by design: ``list_signing_keys`` (a handful of rows), ``list_clients`` (ordered by
+code point, ``COLLATE "C"``, which the primary key's index in the database's collation cannot
+provide: each page sorts the table's rows, fine for an operator's thousands of clients) and
+``list_grants`` without a subject or client (no index on ``created_at``).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import UpdateBase
 
+from oauth_server.model.sqlalchemy.client_statements import DELETE_CLIENT_POSTGRES, LIST_GRANTS, REPLACE_CLIENT
 from oauth_server.model.sqlalchemy.statements import (
     CONSUME_CODE,
     GET_ACCESS_TOKEN,
@@ -41,6 +50,7 @@ from oauth_server.model.sqlalchemy.statements import (
 )
 from oauth_server.model.sqlalchemy.tables import (
     access_tokens,
+    assertion_jtis,
     authorization_codes,
     clients,
     grants,
@@ -103,7 +113,8 @@ async def fill(conn: AsyncConnection, count: int = GRANTS) -> dict[str, dict[str
         await conn.execute(insert(table), [row[kind] for row in rows])
     await conn.execute(insert(clients), [_client_row(number) for number in range(count)])
     await conn.execute(insert(signing_keys), [_key_row(number, count) for number in range(count)])
-    for table in (clients, signing_keys, *tables.values()):
+    await conn.execute(insert(assertion_jtis), [_jti_row(number) for number in range(count)])
+    for table in (clients, signing_keys, assertion_jtis, *tables.values()):
         await conn.execute(text(f"ANALYZE {table.name}"))
     return rows[count // 2 + 1]
 
@@ -115,6 +126,12 @@ def _client_row(number: int) -> dict[str, Any]:
             "token_endpoint_auth_method": "client_secret_post", "grant_types": ("authorization_code",),
             "response_types": ("code",), "client_id_issued_at": NOW - 100,
             "client_secret_digest": secrets.token_hex(32), "client_secret_expires_at": expires, "contacts": ()}
+
+
+def _jti_row(number: int) -> dict[str, Any]:
+    """A used client assertion jti; one in ten expired."""
+    return {"client_id": f"client-{number % 50}", "jti": secrets.token_urlsafe(16),
+            "expires_at": NOW - 10 if number % 10 == 0 else NOW + 60 + number}
 
 
 def _key_row(number: int, count: int) -> dict[str, Any]:
@@ -187,6 +204,16 @@ async def collect(url: str) -> list[Plan]:
             for number, statement in enumerate(REVOKE_GRANT, 1):
                 name = f"revoke_grant ({number}/{len(REVOKE_GRANT)}): {_table(statement)}"
                 plans.append(await explain(conn, name, statement, grant))
+            client_id = sample["grant"]["client_id"]
+            for number, statement in enumerate(DELETE_CLIENT_POSTGRES, 1):
+                name = f"delete_client ({number}/{len(DELETE_CLIENT_POSTGRES)}): {_table(statement)}"
+                plans.append(await explain(conn, name, statement, {"client": client_id, "now": NOW}))
+            replaced = {f"c_{column.name}": _client_row(7).get(column.name) for column in clients.columns}
+            plans.append(await explain(conn, "replace_client", REPLACE_CLIENT, replaced))
+            for by in ("subject", "client_id"):
+                statement = LIST_GRANTS[by == "subject", by == "client_id", False, True]
+                params = {"subject": sample["grant"]["subject"], "client": client_id, "limit": 100}
+                plans.append(await explain(conn, f"list_grants ({by})", statement, params))
             for statement in PURGE_POSTGRES:
                 name = f"purge_expired: {_table(statement)}"
                 plans.append(await explain(conn, name, statement, {"now": NOW, "batch": 1000}))
@@ -206,7 +233,8 @@ def render(plans: list[Plan]) -> str:
         "",
         "Generated by `scripts/explain_plans.py`; do not edit by hand. "
         f"{GRANTS} clients, {GRANTS} grants (a pending request, a code, an access and a refresh token each; "
-        "one in ten expired, one in seven revoked) "
+        "one in ten expired, one in seven revoked; 50 clients, 500 users), "
+        f"{GRANTS} used assertion jtis "
         f"and {GRANTS} signing keys (far more than a server keeps, one per rotation, so that their plans "
         "show the index at work; with the usual handful the planner rightly reads their one page instead), "
         "`ANALYZE`d, no planner switches. *Custom* is `EXPLAIN` with literal values; *generic* is the prepared "

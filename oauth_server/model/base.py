@@ -1,9 +1,11 @@
 """The storage interface: what a user implements for their own database.
 
-Rules every implementation keeps (the contract suite in ``tests/model/test_contract.py`` checks
-them): credentials arrive already hashed and are looked up by digest; ``consume_*`` and
-``rotate_*`` are atomic and single-use even under concurrency; ``get_*`` may return expired
-records (the server checks expiry against its own clock) and returns None for unknown keys.
+Rules every implementation keeps (the contract suite in ``tests/model/test_contract.py`` and
+``test_contract_clients.py`` checks them): credentials arrive already hashed and are looked up
+by digest; ``consume_*`` and ``rotate_*`` are atomic and single-use even under concurrency (a
+refresh token's grace window, ``reuse_after``, is the one asked-for exception); ``get_*`` may
+return expired records (the server checks expiry against its own clock) and returns None for
+unknown keys.
 
 Every code and token belongs to a ``Grant``. Revoking a grant marks it and removes every code
 and token of it; issuing tokens checks the mark in the same atomic step as it stores them. So
@@ -14,6 +16,11 @@ storing afterwards would not do: a revocation committed in between leaves live t
 An outage (the database unreachable, overloaded, shutting down) is raised as
 ``StorageUnavailable`` and nothing else is: the server answers it 503. Any other exception
 propagates and is answered 500, with its traceback in the log.
+
+Clients change and go (RFC 7592 management, cached client ID metadata documents): deleting a
+client ends every grant of it, as ``revoke_grant`` ends one, so that no credential issued to it
+works afterwards. A client assertion's ``jti`` (RFC 7523 §3, ``private_key_jwt``) is single use,
+decided by the model as ``consume_*`` is.
 
 The signing-key methods are the one optional part: a server with JWT access tokens and no
 ``signing_keys`` in its settings generates and rotates its own keys, and keeps them here so that
@@ -35,6 +42,9 @@ from oauth_server.records import (
     RefreshToken,
     SigningKey,
 )
+
+#: RFC 7519 §4.1.7 leaves a ``jti``'s length open; a replay cache must not store unbounded text.
+MAX_JTI_LENGTH = 256
 
 _NO_SIGNING_KEYS = (
     "JWT access tokens with managed keys: this model does not store signing keys; pass signing_keys=... to "
@@ -60,6 +70,56 @@ class OAuthServerModel(ABC):
     @abstractmethod
     async def save_client(self, client: Client) -> None:
         """Insert a new client (client ids are server-generated and unique)."""
+
+    @abstractmethod
+    async def upsert_client(self, client: Client) -> None:
+        """Insert ``client``, or replace every field of the stored one with the same ``client_id``.
+
+        For client ID metadata documents: the server caches each fetched document as a client.
+        Atomic (in SQL one ``INSERT ... ON CONFLICT (client_id) DO UPDATE``), so two processes
+        fetching the same document at once both succeed, and one of their records is kept.
+        """
+
+    @abstractmethod
+    async def replace_client(self, client: Client) -> bool:
+        """RFC 7592 §2.2: replace every field of the stored client ``client.client_id``.
+
+        Returns False, storing nothing, if no such client exists: an update never creates one.
+        Every process sees the new record at once (a cache of clients must not serve the old).
+        """
+
+    @abstractmethod
+    async def delete_client(self, client_id: str, now: int) -> bool:
+        """RFC 7592 §2.3: delete the client and end every grant of it.
+
+        As ``revoke_grant`` does for each of its grants: marks it revoked at ``now`` (a grant
+        already revoked keeps its first time), removes its codes and tokens, and makes any
+        ``save_tokens`` or ``rotate_refresh_token`` racing this store nothing; the client's
+        pending authorizations go too. So once this returns, no credential issued to the client
+        works, in this process or another. Returns True if the client existed; its grants are
+        ended either way. Concurrent deletions, and a ``revoke_grant`` of one of its grants,
+        must not fail (no deadlock).
+        """
+
+    @abstractmethod
+    async def list_clients(self, limit: int = 100, after: str | None = None) -> list[Client]:
+        """At most ``limit`` clients, ordered by ``client_id`` by code point; for an operator.
+
+        ``after`` is the last ``client_id`` of the previous page: the page holds the clients
+        after it. Code point order everywhere (in SQL whatever the database's collation), so a
+        listing pages alike on every model. ``limit`` below 1 is a ``ValueError``.
+        """
+
+    @abstractmethod
+    async def list_grants(self, *, subject: str | None = None, client_id: str | None = None,
+                          include_revoked: bool = False, limit: int = 100) -> list[Grant]:
+        """At most ``limit`` grants of ``subject`` and/or ``client_id`` (None: any), newest first.
+
+        Ordered by ``created_at`` descending, then ``grant_id`` by code point; revoked grants
+        only with ``include_revoked``. For a user's "connected apps" page and an operator's
+        listing. Expired grants are returned while stored (the caller compares ``expires_at``
+        with its clock; ``purge_expired`` removes them). ``limit`` below 1 is a ``ValueError``.
+        """
 
     # -- pending authorizations: between /authorize and the user's decision -----------------
     @abstractmethod
@@ -118,7 +178,8 @@ class OAuthServerModel(ABC):
 
     @abstractmethod
     async def rotate_refresh_token(
-        self, old_digest: str, now: int, access: AccessToken, refresh: RefreshToken
+        self, old_digest: str, now: int, access: AccessToken, refresh: RefreshToken, *,
+        reuse_after: int | None = None,
     ) -> bool:
         """Mark ``old_digest`` rotated and store the new pair, atomically.
 
@@ -126,6 +187,13 @@ class OAuthServerModel(ABC):
         was already rotated or is gone, or if its grant is revoked or unknown: of any number of
         concurrent callers, exactly one succeeds, and none after (or racing) ``revoke_grant``
         leaves tokens behind, as for ``save_tokens``.
+
+        ``reuse_after`` opens a grace window, for a client that lost the response or sent two
+        refreshes at once: a token already rotated at or after ``reuse_after`` rotates again,
+        each such rotation storing its own pair, and ``rotated_at`` keeps its first value (so
+        the window never moves). RFC 9700 §4.14.2's reuse detection applies after the window.
+        Everything else holds as without it: the grant must be live, and ``revoke_grant`` wins.
+        None (the default): single use.
         """
 
     @abstractmethod
@@ -139,6 +207,18 @@ class OAuthServerModel(ABC):
         so nothing can be issued for a grant that does not exist, and a tombstone would have
         no expiry to be purged by). Concurrent revocations of one grant must not fail
         (no deadlock between them).
+        """
+
+    # -- client assertions (RFC 7523, private_key_jwt) ---------------------------------------
+    @abstractmethod
+    async def consume_assertion_jti(self, client_id: str, jti: str, expires_at: int) -> bool:
+        """Record that ``client_id`` used the assertion ``jti``; False if it already had.
+
+        RFC 7523 §3 item 7 / OpenID Connect Core §9: a client assertion is single use. The pair
+        is kept until ``expires_at`` (the assertion's ``exp``: after it the assertion is refused
+        anyway), then purged. Atomic across processes, as ``consume_*`` is: of concurrent
+        callers exactly one gets True. A ``jti`` is no credential and is stored as given; longer
+        than ``MAX_JTI_LENGTH`` it is a ``ValueError`` (the caller refuses the assertion).
         """
 
     # -- signing keys of JWT access tokens (RFC 9068): optional, see the module docstring ----
@@ -179,8 +259,10 @@ class OAuthServerModel(ABC):
     async def purge_expired(self, now: int, batch: int = 1000) -> int:
         """Delete up to ``batch`` expired records of each kind; return how many went.
 
-        Expired means ``expires_at <= now`` (for grants too, revoked or not; for clients, an
-        expired secret; for signing keys, one retired with an ``expires_at``: None is never).
+        Expired means ``expires_at <= now`` (for grants too, revoked or not; for assertion
+        ``jti``s too; for clients, an expired secret, so a metadata-document client, whose
+        secret never expires, stays until deleted; for signing keys, one retired with an
+        ``expires_at``: None is never).
         Consumed codes and rotated refresh tokens are kept until they expire, so that replay is
         still detected while they could have been valid. A model without signing keys has none
         to purge.
@@ -188,3 +270,16 @@ class OAuthServerModel(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Release connections. The memory model has none."""
+
+
+def check_page(limit: int) -> None:
+    """``list_*``: a page holds at least one record (databases disagree on a limit below 1:
+    Postgres refuses a negative one, SQLite reads it as no limit)."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+
+
+def check_jti(jti: str) -> None:
+    """``consume_assertion_jti``: refuse a ``jti`` too long to store."""
+    if len(jti) > MAX_JTI_LENGTH:
+        raise ValueError(f"jti longer than {MAX_JTI_LENGTH} characters")

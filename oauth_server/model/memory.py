@@ -6,18 +6,20 @@ whichever runs first decides (a revoked grant stores nothing; tokens stored firs
 by the revocation). Memory stays bounded: expired records are purged as writes happen (by the
 server's clock, ``use_clock``), and the number of live records is capped. A heap ordered by
 expiry finds the expired records (``memory_expiry``), so a purge costs what it removes, not a
-scan of every record.
+scan of every record. Deleting a client and listing grants do scan the grants: they serve an
+operator or a settings page, never the token path.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import time
 from collections import defaultdict
 from collections.abc import Callable
 
 from oauth_server.errors import StorageUnavailable
-from oauth_server.model.base import OAuthServerModel
+from oauth_server.model.base import OAuthServerModel, check_jti, check_page
 from oauth_server.model.memory_expiry import ExpiryHeap
 from oauth_server.records import (
     AccessToken,
@@ -30,7 +32,12 @@ from oauth_server.records import (
 )
 
 #: Store numbers in the expiry heap's ``stores``.
-PENDING, CODES, ACCESS_TOKENS, REFRESH_TOKENS, CLIENTS, GRANTS, SIGNING_KEYS = range(7)
+PENDING, CODES, ACCESS_TOKENS, REFRESH_TOKENS, CLIENTS, GRANTS, SIGNING_KEYS, JTIS = range(8)
+
+
+def _jti_key(client_id: str, jti: str) -> str:
+    """One string per pair, unambiguous whatever either contains (the length comes first)."""
+    return f"{len(client_id)}:{client_id}:{jti}"
 
 
 class MemoryOAuthServerModel(OAuthServerModel):
@@ -50,13 +57,15 @@ class MemoryOAuthServerModel(OAuthServerModel):
         self.access_tokens: dict[str, AccessToken] = {}
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.signing_keys: dict[str, SigningKey] = {}
+        #: ``_jti_key(client_id, jti)`` -> expires_at of the assertion.
+        self.assertion_jtis: dict[str, int] = {}
         #: grant_id -> digests of its codes and tokens.
         self.credentials: defaultdict[str, set[str]] = defaultdict(set)
         self._clock: Callable[[], float] = time.time
         self._writes = 0
         stores: tuple[dict[str, object], ...] = (
             self.pending, self.codes, self.access_tokens, self.refresh_tokens, self.clients,  # type: ignore[assignment]
-            self.grants, self.signing_keys)
+            self.grants, self.signing_keys, self.assertion_jtis)
         self._expiry = ExpiryHeap(stores)
 
     def use_clock(self, clock: Callable[[], float]) -> None:
@@ -66,7 +75,7 @@ class MemoryOAuthServerModel(OAuthServerModel):
     # -- bookkeeping ----------------------------------------------------------------------
     def _count(self) -> int:
         return (len(self.pending) + len(self.codes) + len(self.access_tokens) + len(self.refresh_tokens)
-                + len(self.grants))
+                + len(self.grants) + len(self.assertion_jtis))
 
     def _track(self, store: int, key: str, expires_at: int | None) -> None:
         self._expiry.track(store, key, expires_at, self._count() + len(self.clients))
@@ -85,9 +94,45 @@ class MemoryOAuthServerModel(OAuthServerModel):
         return self.clients.get(client_id)
 
     async def save_client(self, client: Client) -> None:
+        if client.client_id in self.clients:
+            raise ValueError(f"client {client.client_id} already exists")  # as the primary key does in SQL
+        self._put_client(client)
+
+    async def upsert_client(self, client: Client) -> None:
+        self._put_client(client)
+
+    async def replace_client(self, client: Client) -> bool:
+        if client.client_id not in self.clients:
+            return False
+        self._put_client(client)
+        return True
+
+    def _put_client(self, client: Client) -> None:
         self._before_write()
         self.clients[client.client_id] = client
         self._track(CLIENTS, client.client_id, client.client_secret_expires_at)
+
+    async def delete_client(self, client_id: str, now: int) -> bool:
+        # One step, as revoke_grant is: nothing below awaits, so no issuance can come between.
+        for grant_id in [grant.grant_id for grant in self.grants.values() if grant.client_id == client_id]:
+            self._revoke(grant_id, now)
+        for digest in [digest for digest, pending in self.pending.items() if pending.client_id == client_id]:
+            del self.pending[digest]
+        return self.clients.pop(client_id, None) is not None
+
+    async def list_clients(self, limit: int = 100, after: str | None = None) -> list[Client]:
+        check_page(limit)
+        ids = heapq.nsmallest(limit, (key for key in self.clients if after is None or key > after))
+        return [self.clients[key] for key in ids]  # str compares by code point
+
+    async def list_grants(self, *, subject: str | None = None, client_id: str | None = None,
+                          include_revoked: bool = False, limit: int = 100) -> list[Grant]:
+        check_page(limit)
+        found = (grant for grant in self.grants.values()
+                 if (subject is None or grant.subject == subject)
+                 and (client_id is None or grant.client_id == client_id)
+                 and (include_revoked or grant.revoked_at is None))
+        return heapq.nsmallest(limit, found, key=lambda grant: (-grant.created_at, grant.grant_id))
 
     # -- pending authorizations -----------------------------------------------------------
     async def save_pending_authorization(self, pending: PendingAuthorization) -> None:
@@ -160,17 +205,25 @@ class MemoryOAuthServerModel(OAuthServerModel):
         return self.refresh_tokens.get(token_digest)
 
     async def rotate_refresh_token(
-        self, old_digest: str, now: int, access: AccessToken, refresh: RefreshToken
+        self, old_digest: str, now: int, access: AccessToken, refresh: RefreshToken, *,
+        reuse_after: int | None = None,
     ) -> bool:
         self._before_write()
         old = self.refresh_tokens.get(old_digest)
-        if old is None or old.rotated_at is not None or not self._live(old.grant_id):
+        if old is None or not self._live(old.grant_id):
             return False
-        self.refresh_tokens[old_digest] = dataclasses.replace(old, rotated_at=now)
+        if old.rotated_at is not None:
+            if reuse_after is None or old.rotated_at < reuse_after:
+                return False
+        else:
+            self.refresh_tokens[old_digest] = dataclasses.replace(old, rotated_at=now)  # the first time only
         self._store(access, refresh)
         return True
 
     async def revoke_grant(self, grant_id: str, now: int) -> None:
+        self._revoke(grant_id, now)
+
+    def _revoke(self, grant_id: str, now: int) -> None:
         grant = self.grants.get(grant_id)
         if grant is not None and grant.revoked_at is None:
             self.grants[grant_id] = dataclasses.replace(grant, revoked_at=now)  # same expiry: heap entry holds
@@ -178,6 +231,17 @@ class MemoryOAuthServerModel(OAuthServerModel):
             self.codes.pop(key, None)
             self.access_tokens.pop(key, None)
             self.refresh_tokens.pop(key, None)
+
+    # -- client assertions (RFC 7523) ---------------------------------------------------------
+    async def consume_assertion_jti(self, client_id: str, jti: str, expires_at: int) -> bool:
+        check_jti(jti)
+        key = _jti_key(client_id, jti)
+        if key in self.assertion_jtis:
+            return False
+        self._before_write()
+        self.assertion_jtis[key] = expires_at
+        self._track(JTIS, key, expires_at)
+        return True
 
     # -- signing keys (RFC 9068) ------------------------------------------------------------
     # A handful, written at each rotation: not counted against max_records, which bounds what

@@ -26,13 +26,26 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel, metadata
-from oauth_server.model.sqlalchemy.tables import access_tokens, authorization_codes, grants, refresh_tokens, to_row
+from oauth_server.model.sqlalchemy.tables import (
+    access_tokens,
+    authorization_codes,
+    clients,
+    grants,
+    refresh_tokens,
+    to_row,
+)
 from tests.model.conftest import fresh_postgres_database
-from tests.model.test_contract import NOW, access, code, refresh
+from tests.model.test_contract import NOW, access, client, code, refresh
 
 ROOT = Path(__file__).resolve().parents[2]
 ALEMBIC = Path(sys.executable).with_name("alembic")
 VERSION_TABLE = "oauth_server_alembic_version"
+#: The columns of oauth_clients as 0001 created them.
+OLD_CLIENT_COLUMNS = {
+    "client_id", "redirect_uris", "token_endpoint_auth_method", "grant_types", "response_types",
+    "client_id_issued_at", "client_secret_digest", "client_secret_expires_at", "scope", "client_name", "client_uri",
+    "logo_uri", "tos_uri", "policy_uri", "contacts", "software_id", "software_version", "application_type",
+}
 
 
 @pytest.fixture
@@ -173,3 +186,37 @@ async def test_grants_revision_backfills_the_grants_of_existing_credentials(any_
         assert await model.save_tokens(access("grant-old-1"), None) is False
     finally:
         await model.close()
+
+
+async def test_clients_revision_keeps_registered_clients_and_drops_document_clients_on_downgrade(
+        any_database: str) -> None:
+    """0004 on a database in use: a client registered before it reads back unchanged (its new
+    fields None). Downgraded again, the registered client stays and the cached metadata-document
+    clients go (an older server could never refresh them)."""
+    url = any_database
+    await asyncio.to_thread(alembic, url, "upgrade", "0003")
+    registered = client(client_id="registered-before")
+    old_row = {name: value for name, value in to_row(registered).items() if name in OLD_CLIENT_COLUMNS}
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(insert(clients).values(old_row))
+        await asyncio.to_thread(alembic, url, "upgrade", "head")
+        model = SQLAlchemyOAuthServerModel(url, access_token_cache_ttl=0)
+        document = client(client_id="https://app.example/client.json", client_secret_digest=None,
+                          metadata_document_expires_at=NOW + 3600, jwks='{"keys":[]}',
+                          token_endpoint_auth_method="private_key_jwt", token_endpoint_auth_signing_alg="ES256")
+        try:
+            assert await model.get_client(registered.client_id) == registered
+            await model.upsert_client(document)
+            assert await model.consume_assertion_jti(document.client_id, "jti-1", NOW + 60) is True
+        finally:
+            await model.close()
+        await asyncio.to_thread(alembic, url, "downgrade", "0003")
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT client_id FROM oauth_clients"))).all()
+            names = await conn.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns("oauth_clients")})
+    finally:
+        await engine.dispose()
+    assert [row[0] for row in rows] == [registered.client_id]
+    assert names == OLD_CLIENT_COLUMNS

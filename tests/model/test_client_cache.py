@@ -1,13 +1,15 @@
-"""The SQL model's client cache: found clients only, for at most ``client_cache_ttl`` seconds.
+"""The SQL model's client cache: found clients only, never stale after a client write.
 
-Client records never change once registered (no update or delete verb), so the cache can only
-ever serve a row deleted by hand, and then for at most its TTL; a client registered by another
-process must be found at once (misses are never cached).
+Clients change and go (RFC 7592 §2.2 update, §2.3 delete; re-fetched metadata documents). The
+process that writes sees the change at once; on Postgres every other process does within
+milliseconds (``client:<id>`` notices), and a process not hearing notices does not cache. On
+SQLite nothing is cached unless asked; asked, a row changed elsewhere is stale for at most the TTL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,7 +17,9 @@ from sqlalchemy import text
 
 from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
 from oauth_server.model.sqlalchemy.client_cache import RecentClients
-from tests.model.test_contract import client
+from oauth_server.model.sqlalchemy.notices import CHANNEL, NoticeFeed
+from tests.model.test_contract import NOW, client
+from tests.model.test_token_cache import OWN_LISTENER, eventually
 
 
 def same_database(model: SQLAlchemyOAuthServerModel, **options: float) -> SQLAlchemyOAuthServerModel:
@@ -36,6 +40,15 @@ async def delete_client_by_hand(model: SQLAlchemyOAuthServerModel, client_id: st
         await conn.commit()
 
 
+async def cached(model: SQLAlchemyOAuthServerModel, client_id: str) -> None:
+    """Look ``client_id`` up until it is served from the cache (on Postgres: once the feed is up)."""
+    async def holds() -> bool:
+        await model.get_client(client_id)
+        return model._clients.get(client_id) is not None
+
+    await eventually(holds)
+
+
 async def test_client_cache_never_keeps_a_miss(sql_model: SQLAlchemyOAuthServerModel,
                                                 short_ttl: SQLAlchemyOAuthServerModel) -> None:
     """A client registered in another process is found at once, even right after a miss here."""
@@ -45,11 +58,13 @@ async def test_client_cache_never_keeps_a_miss(sql_model: SQLAlchemyOAuthServerM
     assert await short_ttl.get_client(registered.client_id) == registered
 
 
-async def test_client_cache_serves_a_deleted_row_for_at_most_its_ttl(short_ttl: SQLAlchemyOAuthServerModel) -> None:
-    """The one staleness the cache allows: a row deleted by hand, for at most the TTL."""
+async def test_client_cache_serves_a_row_deleted_by_hand_for_at_most_its_ttl(
+        short_ttl: SQLAlchemyOAuthServerModel) -> None:
+    """The one staleness the cache allows on either database: a row changed behind the model's
+    back (no notice), for at most the TTL."""
     kept = client(client_id="deleted-by-hand")
     await short_ttl.save_client(kept)
-    assert await short_ttl.get_client(kept.client_id) == kept
+    await cached(short_ttl, kept.client_id)
     await delete_client_by_hand(short_ttl, kept.client_id)
     assert await short_ttl.get_client(kept.client_id) == kept  # served from memory
     await asyncio.sleep(0.35)
@@ -68,8 +83,98 @@ async def test_client_cache_off_reads_every_time(sql_model: SQLAlchemyOAuthServe
         await uncached.close()
 
 
+async def test_client_cache_is_off_by_default_on_sqlite_only(sql_model: SQLAlchemyOAuthServerModel) -> None:
+    """SQLite hears no notices, so by default it caches nothing: a client deleted by another
+    process stops working here at once. Postgres caches, kept current by notices."""
+    postgres = sql_model.engine.dialect.name == "postgresql"
+    assert sql_model._clients.ttl == (5.0 if postgres else 0.0)
+    assert (sql_model._feed is not None) == postgres
+
+
+async def test_client_writes_are_seen_at_once_by_the_writing_process(short_ttl: SQLAlchemyOAuthServerModel) -> None:
+    """RFC 7592 §2.2/§2.3: after an update or deletion returns, this process never serves the
+    old record, whatever its TTL."""
+    first = client(client_id="written-here")
+    await short_ttl.save_client(first)
+    await cached(short_ttl, first.client_id)
+    changed = dataclasses.replace(first, redirect_uris=("https://app.example/new",))
+    assert await short_ttl.replace_client(changed) is True
+    assert await short_ttl.get_client(first.client_id) == changed
+    upserted = dataclasses.replace(first, client_name="again")
+    await short_ttl.upsert_client(upserted)
+    assert await short_ttl.get_client(first.client_id) == upserted
+    assert await short_ttl.delete_client(first.client_id, NOW) is True
+    assert await short_ttl.get_client(first.client_id) is None
+
+
+async def test_client_writes_reach_every_process_on_postgres(postgres_model: SQLAlchemyOAuthServerModel) -> None:
+    """Process A caches a client for 30 s; process B updates, then deletes it: A sees each change
+    within a second (the client:<id> notice), not after its TTL."""
+    a = same_database(postgres_model, client_cache_ttl=30, access_token_cache_ttl=0)
+    b = postgres_model
+    try:
+        first = client(client_id="https://app.example/client.json", metadata_document_expires_at=NOW + 3600)
+        await b.upsert_client(first)
+        await cached(a, first.client_id)
+        refetched = dataclasses.replace(first, client_name="re-fetched", metadata_document_expires_at=NOW + 7200)
+        await b.upsert_client(refetched)
+
+        async def updated() -> bool:
+            return await a.get_client(first.client_id) == refetched
+
+        assert await eventually(updated, within=2.0) < 1.0
+        await cached(a, first.client_id)
+        assert await b.delete_client(first.client_id, NOW) is True
+
+        async def gone() -> bool:
+            return await a.get_client(first.client_id) is None
+
+        assert await eventually(gone, within=2.0) < 1.0
+    finally:
+        await a.close()
+
+
+async def test_client_cache_bypassed_while_the_feed_is_down(postgres_model: SQLAlchemyOAuthServerModel) -> None:
+    """Attack: cut the LISTEN connection so notices are lost. The client cache must empty and step
+    aside until the feed is back."""
+    model = postgres_model
+    kept = client(client_id="feed-down")
+    await model.save_client(kept)
+    await cached(model, kept.client_id)
+    feed = model._feed
+    assert feed is not None
+    async with model.engine.connect() as conn:
+        await conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity {OWN_LISTENER}"),
+                           {"q": f'LISTEN "{CHANNEL}"%'})
+
+    async def offline() -> bool:
+        return not feed.live
+
+    await eventually(offline)
+    await delete_client_by_hand(model, kept.client_id)
+    assert await model.get_client(kept.client_id) is None, "served from a cache with no feed"
+
+
+def test_client_cache_a_lookup_that_raced_a_write_is_not_kept() -> None:
+    """A record read before a client write (here, or announced by a notice) is not put back after."""
+    feed = NoticeFeed("postgresql://unused")
+    recent = RecentClients(ttl=60, feed=feed)
+    feed.live = True
+    old = client(client_id="raced")
+    generation = recent.generation
+    feed._on_notice(None, 0, CHANNEL, "client:raced")  # the write lands while the SELECT is in flight
+    recent.put(old, generation)
+    assert recent.get(old.client_id) is None
+    recent.put(old, recent.generation)
+    assert recent.get(old.client_id) == old
+    feed._on_notice(None, 0, CHANNEL, "grant:some-grant")  # not about clients
+    assert recent.get(old.client_id) == old
+    feed._on_notice(None, 0, CHANNEL, "later-kind:x")  # unknown: forget everything
+    assert recent.get(old.client_id) is None
+
+
 def test_client_cache_is_bounded() -> None:
     recent = RecentClients(ttl=60, max_entries=3)
     for number in range(10):
-        recent.put(client(client_id=f"c{number}"))
+        recent.put(client(client_id=f"c{number}"), recent.generation)
     assert [recent.get(f"c{number}") is not None for number in range(10)] == [False] * 7 + [True] * 3

@@ -2,9 +2,11 @@
 
 With a few thousand rows and fresh statistics (``ANALYZE``; no planner switches), the token
 lookups, the code consume, the issuance statements (which lock the grant row), the
-``revoke_grant`` update and deletes, ``retire_signing_key`` and the ``purge_expired`` batches must
-show an Index Scan, Index Only Scan or Bitmap Index Scan and no Seq Scan, in both the custom
-and the generic (prepared statement) plan. ``scripts/explain_plans.py`` does the work and
+``revoke_grant`` update and deletes, the ``delete_client`` transaction (RFC 7592 §2.3: every
+grant of the client, by index), ``replace_client``, ``list_grants`` by subject or client,
+``retire_signing_key`` and the ``purge_expired`` batches must show an Index Scan, Index Only Scan,
+Bitmap Index Scan (or, for a batch keyed by two columns, a Tid Scan after one) and no Seq Scan,
+in both the custom and the generic (prepared statement) plan. ``scripts/explain_plans.py`` does the work and
 writes the same plans into ``docs/query-plans.md``.
 """
 
@@ -43,10 +45,12 @@ async def test_statements_use_indexes(plans_database: str) -> None:
     plans = await script.collect(plans_database)
     names = [plan.name for plan in plans]
     for required in ("get_access_token", "get_refresh_token", "consume_authorization_code", "save_tokens",
-                     "rotate_refresh_token", "retire_signing_key"):
+                     "rotate_refresh_token", "retire_signing_key", "replace_client", "list_grants (subject)",
+                     "list_grants (client_id)"):
         assert required in names
     assert sum(name.startswith("revoke_grant") for name in names) == 4
-    assert sum(name.startswith("purge_expired") for name in names) == 7
+    assert sum(name.startswith("delete_client") for name in names) == 6
+    assert sum(name.startswith("purge_expired") for name in names) == 8
     for plan in plans:
         assert plan.uses_index(), f"{plan.name} does not use an index:\n{plan.custom}\n\n{plan.generic}"
 
@@ -56,6 +60,8 @@ def test_query_plans_document_lists_every_statement() -> None:
     for name in ("get_access_token", "get_refresh_token", "consume_authorization_code", "save_tokens",
                  "rotate_refresh_token", "revoke_grant (1/4): oauth_grants", "revoke_grant (2/4): oauth_refresh_tokens",
                  "purge_expired: oauth_clients", "purge_expired: oauth_grants", "retire_signing_key",
-                 "purge_expired: oauth_signing_keys"):
+                 "purge_expired: oauth_signing_keys", "purge_expired: oauth_assertion_jtis",
+                 "delete_client (1/6): oauth_grants", "delete_client (5/6): oauth_pending_authorizations",
+                 "replace_client", "list_grants (subject)", "list_grants (client_id)"):
         assert f"## {name}\n" in document
     assert "Seq Scan" not in document

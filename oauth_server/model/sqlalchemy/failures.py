@@ -117,7 +117,7 @@ def storage(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any
 def read(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """``storage`` for a read, run once more on a fresh connection if the pooled one was dead.
 
-    Without a pre-ping (see ``model._pool_defaults``) a connection the database dropped is
+    Without a pre-ping (see ``runner._pool_defaults``) a connection the database dropped is
     replaced at checkout when this process has already seen its socket close (``AsyncpgPath``);
     when it has not (the drop is a few milliseconds old) the first statement fails and the
     connection is invalidated, so a second try gets a new one. Only reads are retried so: a

@@ -2,8 +2,10 @@
 
 Module level so that each is compiled once (``asyncpg_path`` caches by statement object) and so
 that ``scripts/explain_plans.py`` explains exactly what the model runs. Parameters are named:
-``key`` (a primary key), ``now``, ``grant`` (a grant_id), ``batch``, ``a_``/``r_``/``c_``/
-``g_``-prefixed columns of a record being inserted, and an UPDATE's new values by column name.
+``key`` (a primary key), ``now``, ``grant`` (a grant_id), ``batch``, ``reuse_after`` (a
+rotation's grace window, NULL by default), ``a_``/``r_``/``c_``/``g_``-prefixed columns of a
+record being inserted, and an UPDATE's new values by column name. The client statements
+(``client_statements.py``) follow the same rules.
 
 Revocation wins: the grant row orders revocation and issuance
 --------------------------------------------------------------
@@ -42,12 +44,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Table, and_, any_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.sql import ColumnElement, Delete
 
 from oauth_server.model.sqlalchemy.tables import (
     GRANT_TABLES,
     access_tokens,
+    assertion_jtis,
     authorization_codes,
     clients,
     grants,
@@ -57,7 +74,7 @@ from oauth_server.model.sqlalchemy.tables import (
 )
 
 _codes, _access, _refresh, _pending = authorization_codes.c, access_tokens.c, refresh_tokens.c, pending_authorizations.c
-_grants, _keys = grants.c, signing_keys.c
+_grants, _keys, _jtis = grants.c, signing_keys.c, assertion_jtis.c
 
 
 def _insert_from(table: Table, prefix: str, source: Any) -> Any:
@@ -125,14 +142,18 @@ SAVE_PAIR_POSTGRES = (
     .add_cte(_insert_from(access_tokens, "a_", _LIVE_GRANT_LOCKED).cte("new_access"),
              _insert_from(refresh_tokens, "r_", _LIVE_GRANT_LOCKED).cte("new_refresh"))
 )
-# RFC 9700 §4.14.2: a refresh token rotates once, and only while its grant is live. The UPDATE
-# joins the locked grant row; its own row lock orders concurrent rotations (the loser waits,
-# then re-checks rotated_at and gets no row), and the INSERTs select from its result.
+# RFC 9700 §4.14.2: a refresh token rotates once (or, given ``reuse_after``, again while its
+# first rotation is at or after it), and only while its grant is live. ``rotated_at`` keeps its
+# first value. A NULL ``reuse_after`` compares as unknown: single use.
+_ROTATABLE = or_(_refresh.rotated_at.is_(None), _refresh.rotated_at >= bindparam("reuse_after", None, type_=BigInteger))
+_FIRST_ROTATION = func.coalesce(_refresh.rotated_at, bindparam("now", type_=BigInteger))
+# The UPDATE joins the locked grant row; its own row lock orders concurrent rotations (the next
+# waits, then re-checks rotated_at: no row, unless within the window), and the INSERTs select
+# from its result.
 _ROTATED = (
     update(refresh_tokens)
-    .where(_refresh.token_digest == bindparam("key"), _refresh.rotated_at.is_(None),
-           _refresh.grant_id == _LIVE_GRANT_LOCKED.c.grant_id)
-    .values(rotated_at=bindparam("now"))
+    .where(_refresh.token_digest == bindparam("key"), _ROTATABLE, _refresh.grant_id == _LIVE_GRANT_LOCKED.c.grant_id)
+    .values(rotated_at=_FIRST_ROTATION)
     .returning(_refresh.token_digest)
     .cte("rotated")
 )
@@ -146,9 +167,8 @@ ROTATE_AND_ISSUE_POSTGRES = (
 SAVE_ACCESS_IF_LIVE = _insert_from(access_tokens, "a_", LIVE_GRANT.subquery())
 ROTATE_REFRESH_TOKEN = (
     update(refresh_tokens)
-    .where(_refresh.token_digest == bindparam("key"), _refresh.rotated_at.is_(None),
-           _refresh.grant_id.in_(LIVE_GRANT))
-    .values(rotated_at=bindparam("now"))
+    .where(_refresh.token_digest == bindparam("key"), _ROTATABLE, _refresh.grant_id.in_(LIVE_GRANT))
+    .values(rotated_at=_FIRST_ROTATION)
     .returning(_refresh.token_digest)
 )
 
@@ -160,8 +180,8 @@ REVOKE_GRANT = (
     .values(revoked_at=func.coalesce(_grants.revoked_at, bindparam("now", type_=BigInteger))),
     *(delete(table).where(table.c.grant_id == bindparam("grant")) for table in GRANT_TABLES),
 )
-#: Postgres: tells every process's token cache, when (and only if) the revocation commits.
-NOTIFY_REVOKED = text("SELECT pg_notify(:channel, :payload)")
+#: Postgres: tells every process's caches (``notices``), when (and only if) the transaction commits.
+NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
 # -- housekeeping ------------------------------------------------------------------------------
@@ -173,10 +193,13 @@ def _purge(table: Table, expires: ColumnElement[int], expired: ColumnElement[boo
     primary key (``pk IN (batch)`` lets the planner hash-join it against a scan of the whole
     table), and ``SKIP LOCKED`` leaves rows a request is using right now (a code being consumed,
     a grant an issuance holds FOR SHARE) for the next purge. SQLite has neither; its writers are
-    serialized anyway.
+    serialized anyway. A table keyed by two columns (the assertion jtis) is deleted by each row's
+    physical address instead (Postgres ``ctid``, locked by the batch's FOR UPDATE so it cannot
+    move; SQLite ``rowid``).
     """
-    (key,) = table.primary_key.columns
-    batch = select(key).where(expired).order_by(expires).limit(bindparam("batch"))
+    keys = list(table.primary_key.columns)
+    key: ColumnElement[Any] = keys[0] if len(keys) == 1 else literal_column("ctid" if postgres else "rowid")
+    batch = select(key).select_from(table).where(expired).order_by(expires).limit(bindparam("batch"))
     if postgres:
         return delete(table).where(key == any_(func.array(batch.with_for_update(skip_locked=True).scalar_subquery())))
     return delete(table).where(key.in_(batch))
@@ -196,6 +219,8 @@ def purge_statements(*, postgres: bool) -> tuple[Delete, ...]:
         _purge(grants, _grants.expires_at, _grants.expires_at <= bindparam("now"), postgres=postgres),
         # A key still signing has no expires_at (NULL <= now is not true): never purged.
         _purge(signing_keys, _keys.expires_at, _keys.expires_at <= bindparam("now"), postgres=postgres),
+        # After its expiry the assertion is refused anyway: its jti need not be remembered.
+        _purge(assertion_jtis, _jtis.expires_at, _jtis.expires_at <= bindparam("now"), postgres=postgres),
     )
 
 
