@@ -50,6 +50,10 @@ class OAuthServerSettings:
     dynamic_client_registration: bool = True
     #: Issue refresh tokens (rotated on every use, OAuth 2.1 §4.3.1).
     issue_refresh_tokens: bool = True
+    #: Seconds after a rotation during which the rotated refresh token may be presented again
+    #: and yields a fresh pair instead of revoking the grant (``grants/refresh_token.py``
+    #: explains the trade-off, RFC 9700 §4.14.2). 0: strict single use.
+    refresh_token_reuse_grace: int = 0
     resource_name: str | None = None
     service_documentation_url: str | None = None
     max_redirect_uris: int = 20
@@ -89,6 +93,8 @@ class OAuthServerSettings:
                      "pending_authorization_lifetime", "refresh_token_absolute_lifetime"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if not 0 <= self.refresh_token_reuse_grace <= 300:
+            raise ValueError("refresh_token_reuse_grace must be between 0 and 300 seconds")
         if self.client_secret_lifetime < 0:
             raise ValueError("client_secret_lifetime must be >= 0 (0 means never expires)")
         if self.access_token_format not in ("opaque", "jwt"):

@@ -1,4 +1,15 @@
-"""The refresh_token grant with rotation and reuse detection (OAuth 2.1 §4.3, RFC 9700 §4.14)."""
+"""The refresh_token grant with rotation and reuse detection (OAuth 2.1 §4.3, RFC 9700 §4.14).
+
+Reuse grace (``refresh_token_reuse_grace``, seconds, default 0). RFC 9700 §4.14.2 rotates refresh
+tokens so that a stolen copy shows itself: whoever presents a rotated token second makes the
+server revoke the grant. Real MCP clients also present a just-rotated token twice without any
+theft (parallel tool calls refreshing at once, a response lost on the way back), and strict
+reuse detection then signs their user out. With a grace of G seconds: a rotated token presented
+again while ``now - rotated_at < G`` (``rotated_at``: its FIRST rotation) is rotated again and
+yields a fresh pair; at ``now - rotated_at >= G`` reuse revokes the grant as before. The cost:
+for G seconds after a rotation, a thief holding the old token gets a pair of their own instead
+of being detected (the legitimate client's pair keeps working too). 0 keeps strict single use.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +35,7 @@ async def load(ctx: GrantContext, refresh_token: str) -> RefreshToken:
     if record.client_id != ctx.client.client_id:
         logger.warning("refresh token of client %s presented by %s", record.client_id, ctx.client.client_id)
         raise InvalidGrant("refresh token was issued to another client")
-    if record.rotated_at is not None:
+    if record.rotated_at is not None and not within_grace(ctx, record.rotated_at):
         # RFC 9700 §4.14.2: reuse of a rotated refresh token means one party has a stolen copy.
         logger.warning("rotated refresh token reused; revoking grant %s", record.grant_id)
         await ctx.model.revoke_grant(record.grant_id, ctx.now)
@@ -32,6 +43,11 @@ async def load(ctx: GrantContext, refresh_token: str) -> RefreshToken:
     if record.expires_at <= ctx.now or record.grant_expires_at <= ctx.now:
         raise InvalidGrant("refresh token has expired")
     return record
+
+
+def within_grace(ctx: GrantContext, rotated_at: int) -> bool:
+    """Whether a token rotated at ``rotated_at`` may still be presented again (module docstring)."""
+    return ctx.now - rotated_at < ctx.settings.refresh_token_reuse_grace
 
 
 def narrow_scopes(record: RefreshToken, requested: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -54,11 +70,16 @@ async def rotate(ctx: GrantContext, record: RefreshToken, scopes: tuple[str, ...
     )
     if issuance.refresh is None:
         raise InvalidGrant("refresh token has reached the end of its grant")
-    if not await ctx.model.rotate_refresh_token(record.token_digest, ctx.now, issuance.access, issuance.refresh):
-        # Either a concurrent refresh rotated the token first (reuse too), or the grant was
-        # revoked meanwhile (its tokens are gone): only the first is news worth a revocation.
+    grace = ctx.settings.refresh_token_reuse_grace
+    # Within the grace a token rotated at or after ``reuse_after`` may rotate again.
+    reuse_after = ctx.now - grace + 1 if grace > 0 else None
+    if not await ctx.model.rotate_refresh_token(record.token_digest, ctx.now, issuance.access, issuance.refresh,
+                                                reuse_after=reuse_after):
+        # Either a concurrent refresh rotated the token first (reuse too, unless within the
+        # grace), or the grant was revoked meanwhile (its tokens are gone): only the first is
+        # news worth a revocation.
         current = await ctx.model.get_refresh_token(record.token_digest)
-        if current is None or current.rotated_at is None:
+        if current is None or current.rotated_at is None or within_grace(ctx, current.rotated_at):
             raise InvalidGrant("refresh token is invalid, expired or revoked")
         logger.warning("concurrent reuse of a refresh token; revoking grant %s", record.grant_id)
         await ctx.model.revoke_grant(record.grant_id, ctx.now)
