@@ -16,17 +16,19 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from oauth_server import clients, consent, jwt_access, tokens
+from oauth_server import cimd, clients, consent, jwt_access, tokens
 from oauth_server.errors import (
     AccessDenied,
     AuthorizationFailed,
     ConsentForbidden,
+    InvalidClient,
     InvalidRequest,
     InvalidScope,
     InvalidTarget,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
+from oauth_server.fetch import Fetcher
 from oauth_server.grants import authorization_code, refresh_token
 from oauth_server.grants.issue import GrantContext
 from oauth_server.model.base import OAuthServerModel
@@ -71,10 +73,16 @@ class AuthorizationServer:
         settings: issuer, resources, scopes, lifetimes: ``OAuthServerSettings``.
         clock: seconds since the epoch; tests inject a frozen clock. The model gets it too
             (``OAuthServerModel.use_clock``), so both agree on what has expired.
+        cimd_policy: the application's say over client ID metadata document URLs (True: may be
+            fetched), asked after the host lists of the settings. A keyword here, not a setting,
+            because the settings are a frozen, comparable value and a callable is neither.
+        cimd_fetcher: replaces the guarded fetcher built from the ``cimd_*`` settings (tests
+            inject a resolver and transport; build it with ``cimd.fetch_policy(settings)``).
     """
 
     def __init__(
-        self, model: OAuthServerModel, settings: OAuthServerSettings, *, clock: Callable[[], float] = time.time
+        self, model: OAuthServerModel, settings: OAuthServerSettings, *, clock: Callable[[], float] = time.time,
+        cimd_policy: cimd.Policy | None = None, cimd_fetcher: Fetcher | None = None,
     ) -> None:
         self.model = model
         self.settings = settings
@@ -85,6 +93,9 @@ class AuthorizationServer:
                         if settings.access_token_format == "jwt" or settings.signing_keys else None)
         # Digests of JWTs whose signature this process already checked (bounded, oldest out).
         self._checked_jwts: OrderedDict[str, None] = OrderedDict()
+        #: Client ID metadata documents (None when ``client_id_metadata_documents`` is off).
+        self.client_documents = (cimd.ClientDocuments(model, settings, clock, fetcher=cimd_fetcher, policy=cimd_policy)
+                                 if settings.client_id_metadata_documents else None)
 
     def now(self) -> int:
         return int(self.clock())
@@ -106,8 +117,21 @@ class AuthorizationServer:
 
     async def authenticate_client(self, credentials: clients.ClientCredentials) -> Client:
         """RFC 6749 §2.3 / OAuth 2.1 §2.4: the client the credentials prove, or ``invalid_client``."""
-        client = await self.model.get_client(credentials.client_id)
+        client = await self._client(credentials.client_id)
         return clients.authenticate(client, credentials, self.now())
+
+    async def _client(self, client_id: str) -> Client | None:
+        """The client ``client_id`` names: a metadata document URL through ``cimd`` (fetched or
+        cached; an unusable one raises ``InvalidClient``), any other id from the model.
+
+        With documents turned off, a cached document client is unknown, like any URL.
+        """
+        if cimd.looks_like_url(client_id):
+            if self.client_documents is None:
+                return None
+            return await self.client_documents.resolve(client_id)
+        client = await self.model.get_client(client_id)
+        return None if client is None or client.metadata_document_expires_at is not None else client
 
     # -- authorization --------------------------------------------------------------------
     async def start_authorization(self, params: Params, browser_secret: str | None) -> consent.AuthorizationStart:
@@ -116,7 +140,11 @@ class AuthorizationServer:
             client_id = single(params, "client_id")
         except InvalidRequest as exc:
             raise AuthorizationFailed(exc) from None
-        client = await self.model.get_client(client_id) if client_id else None
+        try:  # draft-ietf-oauth-client-id-metadata-document §4.1: an unusable document means an
+            # untrusted client, so its error is shown to the user and never redirected
+            client = await self._client(client_id) if client_id else None
+        except InvalidClient as exc:
+            raise AuthorizationFailed(exc) from None
         redirect = consent.trusted_redirect(client, params)
         request = consent.validate_request(self.settings, redirect, params)
         return await self.save_pending(request, browser_secret)
@@ -133,7 +161,10 @@ class AuthorizationServer:
         pending = await self.model.get_pending_authorization(tokens.digest(request_id))
         if pending is None or pending.expires_at <= self.now():
             raise AuthorizationFailed(InvalidRequest("this authorization request has expired or was already answered"))
-        client = await self.model.get_client(pending.client_id)
+        try:
+            client = await self._client(pending.client_id)
+        except InvalidClient as exc:
+            raise AuthorizationFailed(exc) from None
         if client is None:
             raise AuthorizationFailed(InvalidRequest("the client of this request no longer exists"))
         return ConsentRequest(request_id, pending, client)

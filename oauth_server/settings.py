@@ -75,6 +75,25 @@ class OAuthServerSettings:
     #: Seconds a process keeps the managed key set before reading it again (other processes'
     #: rotations reach it within this; an unknown ``kid`` rereads at once, at most this often).
     signing_key_cache_ttl: float = 60.0
+    #: Accept client ID metadata documents: a ``client_id`` that is an https URL names the
+    #: client's metadata, fetched and cached (``oauth_server.cimd``; MCP prefers this to DCR).
+    client_id_metadata_documents: bool = True
+    #: Development only: let metadata document URLs reach loopback addresses, over plain http
+    #: too. Off in production, since the URL is chosen by a stranger and must never reach inside.
+    cimd_allow_loopback: bool = False
+    #: PEM file that replaces the default trust store for metadata document fetches.
+    cimd_ca_bundle: str | None = None
+    #: Size cap of a metadata document, enforced while it streams (draft §8.7: 5 KB).
+    cimd_max_bytes: int = 5120
+    #: Fetches per host name per minute, per process (so nobody can aim us at a third party).
+    cimd_fetches_per_host_per_minute: int = 30
+    #: Seconds a fetched document is kept at least, whatever its caching headers say.
+    cimd_cache_min: int = 60
+    #: Exact host names whose documents are accepted (None: any public host). An enterprise
+    #: deployment runs with an allow-list; ``AuthorizationServer(cimd_policy=...)`` decides per URL.
+    cimd_allowed_hosts: tuple[str, ...] | None = None
+    #: Exact host names whose documents are refused.
+    cimd_denied_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_url("issuer_url", self.issuer_url)
@@ -107,6 +126,12 @@ class OAuthServerSettings:
             raise ValueError("key_encryption_secret must be at least 32 bytes")
         if self.signing_key_propagation < 0 or self.signing_key_cache_ttl < 0:
             raise ValueError("signing_key_propagation and signing_key_cache_ttl must be >= 0")
+        if not 0 < self.cimd_max_bytes <= 1_048_576:
+            raise ValueError("cimd_max_bytes must be between 1 and 1048576")
+        if self.cimd_fetches_per_host_per_minute < 1:
+            raise ValueError("cimd_fetches_per_host_per_minute must be positive")
+        if not 0 <= self.cimd_cache_min <= 86_400:
+            raise ValueError("cimd_cache_min must be between 0 and 86400 seconds")
 
     @property
     def secure_cookies(self) -> bool:

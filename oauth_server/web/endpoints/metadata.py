@@ -35,7 +35,7 @@ def authorization_server_metadata(ctx: RouterContext) -> dict[str, Any]:
         "introspection_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,  # RFC 9207 §3
-        "client_id_metadata_document_supported": False,
+        "client_id_metadata_document_supported": settings.client_id_metadata_documents,
     }
     if settings.dynamic_client_registration:
         doc["registration_endpoint"] = ctx.endpoint_url("register")
