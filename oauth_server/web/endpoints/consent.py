@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from oauth_server import consent, redirect_uris
 from oauth_server.errors import AuthorizationFailed, InvalidRequest
 from oauth_server.params import single
+from oauth_server.records import Client
 from oauth_server.server import ConsentRequest
 from oauth_server.web.context import RouterContext, query_params, read_form
 from oauth_server.web.openapi import COMMON_ERRORS, form_body, html_errors, json_errors, query
@@ -34,6 +35,18 @@ def redirect_host(uri: str) -> str:
     return parts.netloc or f"{parts.scheme}:"
 
 
+def document_host(client: Client) -> str | None:
+    """The host of a client ID metadata document client's URL ("claude.ai"), else None.
+
+    draft-ietf-oauth-client-id-metadata-document §8.1: the name and logo in a document are the
+    client's own claims, while the URL's host is what the fetch proved, so the page shows it
+    prominently and the user can judge who the client really is.
+    """
+    if client.metadata_document_expires_at is None:
+        return None
+    return urlsplit(client.client_id).hostname
+
+
 def render_consent(
     ctx: RouterContext, request: ConsentRequest, browser_secret: str, user: str | None,
     error: str | None = None, status_code: int = 200,
@@ -44,6 +57,7 @@ def render_consent(
         status_code=status_code,
         client_name=client.client_name or client.client_id,
         client_id=client.client_id,
+        client_host=document_host(client),
         redirect_host=redirect_host(request.pending.redirect_uri),
         localhost_only=all(redirect_uris.is_loopback(u) for u in client.redirect_uris),
         scopes=request.pending.scopes,
