@@ -163,3 +163,20 @@ async def test_token_with_unusable_document_is_invalid_client(http: httpx.AsyncC
                                                "code": "x", "code_verifier": VERIFIER})
     assert response.status_code == 401 and response.json()["error"] == "invalid_client"
     assert network.fetched == [url]
+
+
+async def test_private_key_jwt_document_keeps_its_keys(model: MemoryOAuthServerModel, clock: FrozenClock,
+                                                       network: Network) -> None:
+    """§4.1: a document may use private_key_jwt with its own ``jwks`` (no secret is ever issued)."""
+    url = "https://claude.ai/oauth/confidential"
+    jwk = {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+           "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", "kid": "1"}
+    network.serve(url, {**fixture_document("claude-ai.json"), "client_id": url,
+                        "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [jwk]},
+                        "token_endpoint_auth_signing_alg": "ES256"})
+    app_server = server(model, clock, network)
+    assert app_server.client_documents is not None
+    client = await app_server.client_documents.resolve(url)
+    assert client.token_endpoint_auth_method == "private_key_jwt" and client.client_secret_digest is None
+    assert client.jwks is not None and '"kid":"1"' in client.jwks
+    assert client.token_endpoint_auth_signing_alg == "ES256"
