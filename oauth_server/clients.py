@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from oauth_server import redirect_uris, tokens
+from oauth_server import client_assertion, redirect_uris, tokens
 from oauth_server.errors import InvalidClient, InvalidClientMetadata, InvalidRedirectUri
+from oauth_server.model.base import OAuthServerModel
 from oauth_server.records import Client
 from oauth_server.settings import OAuthServerSettings
 
-AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
+AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 GRANT_TYPES = ("authorization_code", "refresh_token")
 # RFC 7591 §3.2.1: fields the server owns; a client cannot choose them.
 SERVER_OWNED = frozenset(
@@ -132,10 +135,11 @@ def build_client(
     if len(contacts) > MAX_CONTACTS or any(len(c) > MAX_TEXT for c in contacts):
         raise InvalidClientMetadata("too many or too long contacts")
 
+    jwks, jwks_uri, signing_alg = _client_keys(metadata, method)
     secret: str | None = None
     secret_digest: str | None = None
     secret_expires_at: int | None = None
-    if method != "none":
+    if method in SECRET_METHODS:
         secret = tokens.new_token()
         secret_digest = tokens.digest(secret)
         lifetime = settings.client_secret_lifetime
@@ -159,8 +163,31 @@ def build_client(
         software_id=_text(metadata, "software_id"),
         software_version=_text(metadata, "software_version"),
         application_type=application_type,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        token_endpoint_auth_signing_alg=signing_alg,
     )
     return client, secret
+
+
+def _client_keys(metadata: Mapping[str, Any], method: str) -> tuple[str | None, str | None, str | None]:
+    """``jwks`` XOR ``jwks_uri`` (RFC 7591 §2: "MUST NOT both be present"), required by and kept
+    only for ``private_key_jwt`` (RFC 7523 §2.2), and its optional signing ``alg`` (OpenID
+    Connect Dynamic Client Registration 1.0 §2 ``token_endpoint_auth_signing_alg``)."""
+    if method != "private_key_jwt":
+        return None, None, None
+    has_jwks, has_uri = metadata.get("jwks") is not None, metadata.get("jwks_uri") is not None
+    if has_jwks == has_uri:
+        raise InvalidClientMetadata("private_key_jwt needs exactly one of jwks and jwks_uri")
+    jwks = client_assertion.validate_jwks(metadata["jwks"]) if has_jwks else None
+    jwks_uri = _url(metadata, "jwks_uri")
+    if jwks_uri is not None and not jwks_uri.lower().startswith("https://"):
+        raise InvalidClientMetadata("jwks_uri must be an https URL")
+    alg = _text(metadata, "token_endpoint_auth_signing_alg")
+    if alg is not None and alg not in client_assertion.SIGNING_ALGORITHMS:
+        raise InvalidClientMetadata(
+            f"token_endpoint_auth_signing_alg must be one of {', '.join(client_assertion.SIGNING_ALGORITHMS)}")
+    return jwks, jwks_uri, alg
 
 
 def client_information(client: Client, secret: str | None = None) -> dict[str, Any]:
@@ -180,9 +207,12 @@ def client_information(client: Client, secret: str | None = None) -> dict[str, A
         "scope": client.scope, "client_name": client.client_name, "client_uri": client.client_uri,
         "logo_uri": client.logo_uri, "tos_uri": client.tos_uri, "policy_uri": client.policy_uri,
         "software_id": client.software_id, "software_version": client.software_version,
-        "application_type": client.application_type,
+        "application_type": client.application_type, "jwks_uri": client.jwks_uri,
+        "token_endpoint_auth_signing_alg": client.token_endpoint_auth_signing_alg,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
+    if client.jwks is not None:
+        body["jwks"] = json.loads(client.jwks)
     if client.contacts:
         body["contacts"] = list(client.contacts)
     return body
@@ -190,14 +220,22 @@ def client_information(client: Client, secret: str | None = None) -> dict[str, A
 
 @dataclass(frozen=True, slots=True)
 class ClientCredentials:
-    """What a request presented to authenticate a client, and how (one method per request)."""
+    """What a request presented to authenticate a client, and how (one method per request).
+
+    ``assertion`` is a ``private_key_jwt`` client assertion (RFC 7523 §2.2); ``endpoint_url``
+    is the URL of the endpoint that received it, one audience it may name (RFC 7523 §3 item 3).
+    """
 
     client_id: str
     method: str
     secret: str | None = None
+    assertion: str | None = None
+    endpoint_url: str | None = None
 
 
-def authenticate(client: Client | None, credentials: ClientCredentials, now: int) -> Client:
+async def authenticate(client: Client | None, credentials: ClientCredentials, now: int, *,
+                       model: OAuthServerModel, keys: client_assertion.ClientKeys,
+                       issuer: str) -> Client:
     """Check the credentials against the stored client. Every failure is ``invalid_client``."""
     if client is None:
         raise InvalidClient("unknown client")
@@ -207,6 +245,14 @@ def authenticate(client: Client | None, credentials: ClientCredentials, now: int
         )
     if client.is_public:
         return client
+    if client.token_endpoint_auth_method == "private_key_jwt":
+        if credentials.assertion is None:
+            raise InvalidClient("client assertion required")
+        issuer = issuer.rstrip("/")
+        audiences = tuple(dict.fromkeys(
+            a for a in (f"{issuer}/token", issuer, f"{issuer}/", credentials.endpoint_url) if a))
+        await client_assertion.verify(model, keys, client, credentials.assertion, audiences, now)
+        return client
     if client.client_secret_digest is None or credentials.secret is None:
         raise InvalidClient("client secret required")
     # Server-issued secrets are 256-bit random values: a SHA-256 digest compared in constant time.
@@ -214,5 +260,10 @@ def authenticate(client: Client | None, credentials: ClientCredentials, now: int
         raise InvalidClient("invalid client secret")
     expires_at = client.client_secret_expires_at
     if expires_at and expires_at <= now:
-        raise InvalidClient("client secret has expired")
+        # RFC 7591 §3.2.1: past client_secret_expires_at the secret is dead; the way back is a
+        # new registration (or an RFC 7592 update of this one), so the client is told which.
+        raise InvalidClient(
+            "client secret has expired (client_secret_expires_at); register the client again "
+            "to obtain a new secret"
+        )
     return client

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from oauth_server import cimd, clients, consent, jwt_access, tokens
+from oauth_server import cimd, client_assertion, clients, consent, jwt_access, tokens
 from oauth_server.errors import (
     AccessDenied,
     AuthorizationFailed,
@@ -93,6 +93,9 @@ class AuthorizationServer:
                         if settings.access_token_format == "jwt" or settings.signing_keys else None)
         # Digests of JWTs whose signature this process already checked (bounded, oldest out).
         self._checked_jwts: OrderedDict[str, None] = OrderedDict()
+        #: Public keys of ``private_key_jwt`` clients (RFC 7523): inline, or fetched from their
+        #: ``jwks_uri`` through the guarded fetcher, never to loopback outside development.
+        self.client_keys = client_assertion.ClientKeys(allow_loopback=settings.cimd_allow_loopback)
         #: Client ID metadata documents (None when ``client_id_metadata_documents`` is off).
         self.client_documents = (cimd.ClientDocuments(model, settings, clock, fetcher=cimd_fetcher, policy=cimd_policy)
                                  if settings.client_id_metadata_documents else None)
@@ -118,7 +121,8 @@ class AuthorizationServer:
     async def authenticate_client(self, credentials: clients.ClientCredentials) -> Client:
         """RFC 6749 §2.3 / OAuth 2.1 §2.4: the client the credentials prove, or ``invalid_client``."""
         client = await self._client(credentials.client_id)
-        return clients.authenticate(client, credentials, self.now())
+        return await clients.authenticate(client, credentials, self.now(), model=self.model,
+                                          keys=self.client_keys, issuer=self.settings.issuer_url)
 
     async def _client(self, client_id: str) -> Client | None:
         """The client ``client_id`` names: a metadata document URL through ``cimd`` (fetched or

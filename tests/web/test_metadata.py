@@ -23,7 +23,8 @@ async def test_authorization_server_metadata(http: httpx.AsyncClient) -> None:
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert doc["response_types_supported"] == ["code"]
     assert doc["grant_types_supported"] == ["authorization_code", "refresh_token"]
-    assert set(doc["token_endpoint_auth_methods_supported"]) == {"none", "client_secret_basic", "client_secret_post"}
+    assert set(doc["token_endpoint_auth_methods_supported"]) == {
+        "none", "client_secret_basic", "client_secret_post", "private_key_jwt"}
     assert doc["authorization_response_iss_parameter_supported"] is True
     assert response.headers["access-control-allow-origin"] == "*"
 

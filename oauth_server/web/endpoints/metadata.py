@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter
 from starlette.responses import JSONResponse, Response
 
+from oauth_server.client_assertion import SIGNING_ALGORITHMS
 from oauth_server.clients import AUTH_METHODS
 from oauth_server.scopes import resource_scopes
 from oauth_server.web.context import RouterContext
@@ -37,6 +38,10 @@ def authorization_server_metadata(ctx: RouterContext) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,  # RFC 9207 §3
         "client_id_metadata_document_supported": settings.client_id_metadata_documents,
     }
+    # RFC 8414 §2: the algorithms private_key_jwt assertions may use (RFC 7523).
+    doc["token_endpoint_auth_signing_alg_values_supported"] = list(SIGNING_ALGORITHMS)
+    doc["revocation_endpoint_auth_signing_alg_values_supported"] = list(SIGNING_ALGORITHMS)
+    doc["introspection_endpoint_auth_signing_alg_values_supported"] = list(SIGNING_ALGORITHMS)
     if settings.dynamic_client_registration:
         doc["registration_endpoint"] = ctx.endpoint_url("register")
     if ctx.server.signing is not None:

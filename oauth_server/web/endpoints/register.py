@@ -20,7 +20,10 @@ REGISTRATION_SCHEMA: dict[str, Any] = {
     "properties": {
         "redirect_uris": {"type": "array", "items": {"type": "string"}, "minItems": 1},
         "token_endpoint_auth_method": {
-            "type": "string", "enum": ["none", "client_secret_basic", "client_secret_post"]},
+            "type": "string", "enum": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]},
+        "jwks": {"type": "object", "description": "public keys for private_key_jwt (RFC 7523)"},
+        "jwks_uri": {"type": "string", "description": "https URL of the public keys, instead of jwks"},
+        "token_endpoint_auth_signing_alg": {"type": "string"},
         "grant_types": {"type": "array", "items": {"type": "string", "enum": ["authorization_code", "refresh_token"]}},
         "response_types": {"type": "array", "items": {"type": "string", "enum": ["code"]}},
         "scope": {"type": "string"},
