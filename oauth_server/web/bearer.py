@@ -79,7 +79,10 @@ class BearerAuth:
         return BearerFailure(status, error, description, self.challenge(error, description if error else None))
 
     async def check(self, headers: Mapping[str, str], query_string: bytes) -> VerifiedToken:
-        header = headers.get("authorization")
+        return await self.check_header(headers.get("authorization"), query_string)
+
+    async def check_header(self, header: str | None, query_string: bytes) -> VerifiedToken:
+        """The check itself, from the ``Authorization`` header's value (None: absent)."""
         if header is None:
             # OAuth 2.1 §5.1.1 / MCP: tokens in the query string are never accepted.
             if b"access_token=" in query_string:
@@ -162,16 +165,26 @@ class BearerAuthMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
+        header = _authorization(scope)
         try:
-            record = await self.auth.check(request.headers, scope.get("query_string", b""))
+            record = await self.auth.check_header(header, scope.get("query_string", b""))
         except BearerFailure as failure:
             await _send_failure(send, failure)
             return
-        token = request.headers["authorization"].partition(" ")[2].strip()
+        token = (header or "").partition(" ")[2].strip()
         scope["user"] = AuthenticatedUser(sdk_access_token(record, token))
         scope["auth"] = AuthCredentials(list(record.scopes))
         await self.app(scope, receive, send)
+
+
+def _authorization(scope: Scope) -> str | None:
+    """The ``Authorization`` header straight from the ASGI scope (names are lower-case there,
+    ASGI 3 §http), without building a ``Request`` and its header map on every MCP request.
+    Like Starlette's ``Headers.get``, the first of repeated headers counts."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return str(value.decode("latin-1"))
+    return None
 
 
 async def _send_failure(send: Send, failure: BearerFailure) -> None:
