@@ -75,9 +75,10 @@ def sdk_access_token(record: VerifiedToken, token: str) -> SDKAccessToken:
 
     The SDK requires a client id; a token that names none (some issuers' user tokens) is
     attributed to its subject. ``claims`` keeps ``iss``, which the SDK's ``principal_components``
-    reads to tell principals of different issuers apart.
+    reads to tell principals of different issuers apart. Built without pydantic's validation
+    (``model_construct``): every value comes typed from a verified record, on every MCP request.
     """
-    return SDKAccessToken(
+    return SDKAccessToken.model_construct(
         token=token,
         client_id=record.client_id or record.subject,
         scopes=list(record.scopes),
