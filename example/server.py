@@ -82,6 +82,9 @@ def server_settings(settings: ExampleSettings) -> OAuthServerSettings:
         signing_keys=settings.signing_keys(),
         key_encryption_secret=settings.key_encryption_secret,
         signing_key_propagation=settings.signing_key_propagation,
+        client_id_metadata_documents=settings.cimd,
+        cimd_allow_loopback=settings.cimd_allow_loopback,
+        cimd_ca_bundle=str(Path(settings.cimd_ca_bundle).expanduser()) if settings.cimd_ca_bundle else None,
     )
 
 

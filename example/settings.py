@@ -93,6 +93,13 @@ class ExampleSettings:
     auth_allow_loopback: bool = False
     #: Seconds between two JWKS refetches caused by tokens with an unknown ``kid``.
     auth_jwks_refetch_interval: float = 60.0
+    #: Accept client ID metadata documents (a client_id that is an https URL); on by default.
+    cimd: bool = True
+    #: Let metadata document URLs reach this machine, over http too (development only: a
+    #: document URL is chosen by a stranger and must never reach inside the network).
+    cimd_allow_loopback: bool = False
+    #: A PEM CA bundle that replaces the default trust store for metadata document fetches.
+    cimd_ca_bundle: str | None = None
 
     @property
     def issuer_url(self) -> str:
@@ -121,7 +128,8 @@ class ExampleSettings:
         (``main`` warns about them: they configure an authorization server this process is not)."""
         defaults = ExampleSettings()
         names = {"access_token_format": "ACCESS_TOKEN_FORMAT", "key_encryption_secret": "KEY_ENCRYPTION_SECRET",
-                 "signing_key_file": "SIGNING_KEY_FILE", "resource_urls": "RESOURCE_URLS"}
+                 "signing_key_file": "SIGNING_KEY_FILE", "resource_urls": "RESOURCE_URLS", "cimd": "CIMD",
+                 "cimd_allow_loopback": "CIMD_ALLOW_LOOPBACK", "cimd_ca_bundle": "CIMD_CA_BUNDLE"}
         return [variable for name, variable in names.items() if getattr(self, name) != getattr(defaults, name)]
 
     def __post_init__(self) -> None:
@@ -136,6 +144,8 @@ class ExampleSettings:
             raise SettingsError("AUTH_JWKS_REFETCH_INTERVAL must be > 0 seconds")
         for url in self.resource_urls:
             _check_url("RESOURCE_URLS", url)
+        if self.cimd_ca_bundle is not None and not Path(self.cimd_ca_bundle).expanduser().is_file():
+            raise SettingsError(f"CIMD_CA_BUNDLE {self.cimd_ca_bundle!r} is not a readable file")
         if self.resource_server_only:
             self._check_issuer()
         elif self.access_token_format == "jwt" and not self.key_encryption_secret and self.signing_key_file is None:
@@ -164,8 +174,9 @@ class ExampleSettings:
         ``DEMO_PASSWORD``, ``RATE_LIMIT``, ``LOG_LEVEL``, ``ACCESS_LOG``,
         ``ACCESS_TOKEN_LIFETIME``, ``PURGE_INTERVAL``, ``ACCESS_TOKEN_FORMAT``,
         ``KEY_ENCRYPTION_SECRET``, ``SIGNING_KEY_FILE``, ``SIGNING_KEY_PROPAGATION``,
-        ``RESOURCE_URLS``, ``AUTH_ISSUER``, ``AUTH_ALLOW_LOOPBACK`` and
-        ``AUTH_JWKS_REFETCH_INTERVAL``; unset or empty means the default."""
+        ``RESOURCE_URLS``, ``AUTH_ISSUER``, ``AUTH_ALLOW_LOOPBACK``,
+        ``AUTH_JWKS_REFETCH_INTERVAL``, ``CIMD``, ``CIMD_ALLOW_LOOPBACK`` and ``CIMD_CA_BUNDLE``;
+        unset or empty means the default."""
         env = os.environ if env is None else env
         defaults = cls()
 
@@ -208,4 +219,7 @@ class ExampleSettings:
             auth_issuer=get("AUTH_ISSUER", "") or None,
             auth_allow_loopback=_flag(env, "AUTH_ALLOW_LOOPBACK", defaults.auth_allow_loopback),
             auth_jwks_refetch_interval=number("AUTH_JWKS_REFETCH_INTERVAL", defaults.auth_jwks_refetch_interval),
+            cimd=_flag(env, "CIMD", defaults.cimd),
+            cimd_allow_loopback=_flag(env, "CIMD_ALLOW_LOOPBACK", defaults.cimd_allow_loopback),
+            cimd_ca_bundle=get("CIMD_CA_BUNDLE", "") or None,
         )
