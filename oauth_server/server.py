@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from oauth_server import cimd, client_assertion, clients, consent, jwt_access, tokens
+from oauth_server import cimd, client_assertion, client_management, clients, consent, jwt_access, tokens
 from oauth_server.errors import (
     AccessDenied,
     AuthorizationFailed,
@@ -25,6 +25,7 @@ from oauth_server.errors import (
     InvalidRequest,
     InvalidScope,
     InvalidTarget,
+    InvalidToken,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
@@ -115,8 +116,33 @@ class AuthorizationServer:
         if not self.settings.dynamic_client_registration:
             raise UnauthorizedClient("dynamic client registration is disabled")
         client, secret = clients.build_client(metadata, self.settings, self.now())
+        client, registration_token = client_management.with_registration_token(client)  # RFC 7592 §3
         await self.model.save_client(client)
-        return clients.client_information(client, secret)
+        return client_management.information(client, self.settings, secret, registration_token)
+
+    # -- client management (RFC 7592), authorized by the registration access token ----------
+    async def _managed_client(self, client_id: str, registration_token: str | None) -> Client:
+        return client_management.check_token(await self.model.get_client(client_id), registration_token)
+
+    async def read_client(self, client_id: str, registration_token: str | None) -> dict[str, Any]:
+        """RFC 7592 §2.1: the client's current information (``InvalidToken`` unless the token manages it)."""
+        client = await self._managed_client(client_id, registration_token)
+        return client_management.information(client, self.settings)
+
+    async def update_client(self, client_id: str, registration_token: str | None,
+                            metadata: dict[str, Any]) -> dict[str, Any]:
+        """RFC 7592 §2.2: replace the client's metadata, validated as at registration."""
+        current = await self._managed_client(client_id, registration_token)
+        client, secret = client_management.updated(current, metadata, self.settings, self.now())
+        if not await self.model.replace_client(client):  # deleted meanwhile: as if unknown (§2.2)
+            raise InvalidToken("the registration access token is invalid for this client")
+        return client_management.information(client, self.settings, secret)
+
+    async def delete_client(self, client_id: str, registration_token: str | None) -> None:
+        """RFC 7592 §2.3: delete the client; every grant of it is revoked with it, so its
+        tokens stop working at once, in every process (``OAuthServerModel.delete_client``)."""
+        client = await self._managed_client(client_id, registration_token)
+        await self.model.delete_client(client.client_id, self.now())
 
     async def authenticate_client(self, credentials: clients.ClientCredentials) -> Client:
         """RFC 6749 §2.3 / OAuth 2.1 §2.4: the client the credentials prove, or ``invalid_client``."""

@@ -16,7 +16,17 @@ from oauth_server.errors import InvalidRequest, OAuthError, PayloadTooLarge
 from oauth_server.server import AuthorizationServer
 from oauth_server.web import cors
 from oauth_server.web.context import MAX_BODY_BYTES, GetUser, RouterContext, UserScopes
-from oauth_server.web.endpoints import authorize, consent, introspect, jwks, metadata, register, revoke, token
+from oauth_server.web.endpoints import (
+    authorize,
+    client_management,
+    consent,
+    introspect,
+    jwks,
+    metadata,
+    register,
+    revoke,
+    token,
+)
 from oauth_server.web.errors import OAuthRoute, error_response
 from oauth_server.web.limits import RateLimits
 from oauth_server.web.templating import Templates
@@ -32,7 +42,9 @@ class _OAuthRouterRoute(OAuthRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        cors_enabled = self.path.rsplit("/", 1)[-1] in CORS_PATHS or "/.well-known/" in self.path
+        # RFC 7592 client configuration endpoints (/register/{client_id}) are fetched like /register.
+        cors_enabled = (self.path.rsplit("/", 1)[-1] in CORS_PATHS or "/.well-known/" in self.path
+                        or "/register/" in self.path)
 
         async def route(request: Request) -> Response:
             problem = await _screen(request)
@@ -97,6 +109,7 @@ def mcp_auth_router(
     router = APIRouter(route_class=_OAuthRouterRoute)
     metadata.add_routes(router, ctx)
     register.add_routes(router, ctx)
+    client_management.add_routes(router, ctx)
     authorize.add_routes(router, ctx)
     consent.add_routes(router, ctx)
     token.add_routes(router, ctx)
