@@ -113,6 +113,8 @@ def create_app(settings: ExampleSettings) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await purge
         finally:
+            if server.client_documents is not None:
+                await server.client_documents.aclose()
             await model.close()
 
     app = FastAPI(title="oauth_server example", lifespan=lifespan)

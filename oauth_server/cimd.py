@@ -177,6 +177,10 @@ class ClientDocuments:
             task.add_done_callback(lambda _: self._inflight.pop(url, None))
         return await asyncio.shield(task)
 
+    async def aclose(self) -> None:
+        """Close the fetcher's pooled connections (at shutdown)."""
+        await self.fetcher.aclose()
+
     async def _load(self, url: str) -> Client:
         try:
             return await self._fetch_and_store(url)
