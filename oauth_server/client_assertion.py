@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -178,7 +179,7 @@ async def verify(model: OAuthServerModel, keys: ClientKeys, client: Client, asse
     claims = _decode(assertion, str(alg), candidates, client.client_id)
     _check_claims(claims, client.client_id, audiences, now)
     try:
-        fresh = await model.consume_assertion_jti(client.client_id, claims["jti"], int(claims["exp"]))
+        fresh = await model.consume_assertion_jti(client.client_id, claims["jti"], math.ceil(claims["exp"]))
     except ValueError:
         raise InvalidClient("client assertion jti is too long") from None
     if not fresh:
@@ -213,8 +214,8 @@ def _check_claims(claims: Mapping[str, Any], client_id: str, audiences: tuple[st
     aud_values = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
     if not any(isinstance(a, str) and a in audiences for a in aud_values):
         raise InvalidClient("client assertion aud must be this server's token endpoint or issuer")
-    exp = claims.get("exp")
-    if not isinstance(exp, int) or isinstance(exp, bool):
+    exp = claims.get("exp")  # RFC 7519 §2 NumericDate: integer or not
+    if not isinstance(exp, (int, float)) or isinstance(exp, bool) or not math.isfinite(exp):
         raise InvalidClient("client assertion must have a numeric exp")
     if exp <= now - LEEWAY:
         raise InvalidClient("client assertion has expired")

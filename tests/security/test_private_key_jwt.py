@@ -257,3 +257,48 @@ async def test_private_key_jwt_mcp_sdk_assertion_accepted(http: httpx.AsyncClien
         "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": VERIFIER,
         **auth(await provider(ISSUER))})
     assert response.status_code == 200, response.text
+
+
+async def test_private_key_jwt_registered_signing_alg_enforced(http: httpx.AsyncClient, clock: FrozenClock) -> None:
+    """OpenID Connect Registration §2 token_endpoint_auth_signing_alg: other algorithms are refused."""
+    signer = Signer("RS256")
+    signer.jwk = {k: v for k, v in signer.jwk.items() if k != "alg"}  # RFC 7517 §4.4: alg would pin RS256
+    client_id = await register_pkjwt(http, signer, token_endpoint_auth_signing_alg="PS256")
+    response = await http.post("/token", data={**BAD_CODE, **auth(signer.assertion(client_id, clock.now))})
+    assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+    signer.algorithm = "PS256"  # same RSA key, the registered algorithm
+    response = await http.post("/token", data={**BAD_CODE, **auth(signer.assertion(client_id, clock.now))})
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+
+
+async def test_private_key_jwt_unknown_kid_refetches_at_most_once_a_minute(
+    http: httpx.AsyncClient, server: AuthorizationServer, clock: FrozenClock
+) -> None:
+    """A rotated key (unknown kid) refetches the jwks_uri at once, but made-up kids cannot make
+    this server fetch more than once a minute per client."""
+    old, new = Signer(), Signer()
+    published = [old.jwk]
+    asked: list[str] = []
+    monotonic = FrozenClock(1000)
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["93.184.216.34"]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return httpx.Response(200, json={"keys": published}, headers={"Cache-Control": "max-age=3600"})
+
+    fetcher = Fetcher(FetchPolicy(max_bytes=32 * 1024), resolver=resolver, transport=httpx.MockTransport(answer))
+    server.client_keys = ClientKeys(fetcher, clock=monotonic)
+    client_id = await register_pkjwt(http, old, jwks=None, jwks_uri="https://keys.example/jwks.json")
+
+    async def attempt(signer: Signer) -> int:
+        response = await http.post("/token", data={**BAD_CODE, **auth(signer.assertion(client_id, clock.now))})
+        return response.status_code
+
+    assert await attempt(old) == 400 and len(asked) == 1
+    published = [old.jwk, new.jwk]  # the client rotates; within the minute we do not look again
+    assert await attempt(new) == 401 and await attempt(new) == 401 and len(asked) == 1
+    monotonic.advance(61)
+    assert await attempt(new) == 400 and len(asked) == 2
+    assert await attempt(old) == 400 and len(asked) == 2  # known kids come from the cache
