@@ -73,17 +73,14 @@ def validate_jwks(value: Any) -> str:
 
 def _public_key(jwk: dict[str, Any], alg: str | None = None) -> jwt.PyJWK | None:
     try:
-        key = jwt.PyJWK(jwk, algorithm=alg or jwk.get("alg") or _default_alg(jwk))
+        # Without an alg, PyJWT infers it from kty and crv (RS256, ES256/384/512, EdDSA).
+        key = jwt.PyJWK(jwk, algorithm=alg or jwk.get("alg"))
     except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
         return None
     size = getattr(key.key, "key_size", None)
     if jwk.get("kty") == "RSA" and (size is None or size < 2048):  # RFC 7518 §3.3
         return None
     return key
-
-
-def _default_alg(jwk: Mapping[str, Any]) -> str:
-    return {"RSA": "RS256", "EC": "ES256", "OKP": "EdDSA"}.get(str(jwk.get("kty")), "none")
 
 
 def unverified_client_id(assertion: str) -> str:
