@@ -48,7 +48,7 @@ def _core_modules() -> list[str]:
     for info in pkgutil.walk_packages(oauth_server.__path__, "oauth_server."):
         if info.name.startswith(("oauth_server.web", "oauth_server.integrations")):
             continue
-        if info.name.rsplit(".", 1)[-1] in ("__main__", "cli"):
+        if info.name == "oauth_server.__main__" or info.name.startswith("oauth_server.cli"):
             continue
         names.append(info.name)
     return names
