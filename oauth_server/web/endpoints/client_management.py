@@ -8,6 +8,7 @@ an RFC 6750 Bearer token). The rules are ``AuthorizationServer.read_client``,
 from __future__ import annotations
 
 from fastapi import APIRouter
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -18,6 +19,23 @@ from oauth_server.web.context import MAX_BODY_BYTES, RouterContext
 from oauth_server.web.endpoints.register import REGISTRATION_SCHEMA
 from oauth_server.web.errors import NO_STORE, error_response
 from oauth_server.web.openapi import COMMON_ERRORS, json_errors
+
+
+class _AnyClientId(Convertor[str]):
+    """The rest of the path, whatever it holds. Starlette's ``path`` convertor is ``.*``, which
+    stops at a newline: a percent-encoded one (``%0A``) in the id would make the route vanish
+    (404) instead of answering 401 like any other unknown client (RFC 7592 §2.1)."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("oauth_client_id", _AnyClientId())
 
 
 def bearer_token(request: Request) -> str | None:
@@ -37,7 +55,7 @@ def token_error(exc: InvalidToken, sent: bool) -> JSONResponse:
 def add_routes(router: APIRouter, ctx: RouterContext) -> None:
     if not ctx.server.settings.dynamic_client_registration:
         return
-    path = ctx.path("register") + "/{client_id:path}"
+    path = ctx.path("register") + "/{client_id:oauth_client_id}"
     server = ctx.server
 
     async def read_client(request: Request) -> Response:
@@ -80,12 +98,15 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
         return Response(status_code=204, headers=NO_STORE)
 
     errors = json_errors(400, 401, *COMMON_ERRORS)
+    # The endpoints read the path themselves (web/openapi.py), so the parameter is described here.
+    client_id = {"parameters": [{"name": "client_id", "in": "path", "required": True, "schema": {"type": "string"}}]}
     router.add_api_route(path, read_client, methods=["GET"], tags=["oauth"], response_model=None,
-                         summary="Read a registered client (RFC 7592)", responses=errors)
+                         summary="Read a registered client (RFC 7592)", responses=errors, openapi_extra=client_id)
     router.add_api_route(path, update_client, methods=["PUT"], tags=["oauth"], response_model=None,
                          summary="Update a registered client (RFC 7592)", responses=errors,
-                         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                             "schema": REGISTRATION_SCHEMA}}}})
+                         openapi_extra={**client_id, "requestBody": {"required": True, "content": {
+                             "application/json": {"schema": REGISTRATION_SCHEMA}}}})
     router.add_api_route(path, delete_client, methods=["DELETE"], tags=["oauth"], response_model=None,
-                         status_code=204, summary="Delete a registered client (RFC 7592)", responses=errors)
+                         status_code=204, summary="Delete a registered client (RFC 7592)", responses=errors,
+                         openapi_extra=client_id)
     cors.add_preflight(router, path, "GET, PUT, DELETE")
