@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from click.testing import CliRunner
+
 from oauth_server import migrate
+from oauth_server.cli import cli
 from tests.cli.conftest import invoke, seed_grants
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,3 +83,14 @@ def test_installed_console_script_and_python_m() -> None:
     failed = subprocess.run([str(script), "clients", "show", "x", "--database-url", "nope"],
                             capture_output=True, text=True, timeout=60, check=False)
     assert failed.returncode == 2 and failed.stderr.startswith("Error: not a database URL")
+
+
+def test_readme_shows_the_real_help() -> None:
+    """The README's "Operator command line" pastes each command's help: it must not drift."""
+    readme = " ".join((ROOT / "README.md").read_text().split())  # wrapping follows the terminal's width
+    for command in ("", "migrate", "current", "clients", "clients list", "clients show", "clients create",
+                    "clients delete", "grants", "grants list", "grants revoke", "tokens revoke", "purge", "keys",
+                    "keys list", "keys rotate", "token"):
+        result = CliRunner().invoke(cli, [*command.split(), "--help"], terminal_width=80)  # as in a pipe
+        shown = " ".join(result.stdout.replace("Usage: cli", "Usage: oauth-server").split())
+        assert shown in readme, f"README lacks the current help of `oauth-server {command}`"
