@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from oauth_server import migrate
-from oauth_server.cli import cli
+from oauth_server.cli import cli, database
 from tests.cli.conftest import invoke, seed_grants
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,3 +95,21 @@ def test_readme_shows_the_real_help() -> None:
         result = CliRunner().invoke(cli, [*command.split(), "--help"], terminal_width=80)  # as in a pipe
         shown = " ".join(result.stdout.replace("Usage: cli", "Usage: oauth-server").split())
         assert shown in readme, f"README lacks the current help of `oauth-server {command}`"
+
+
+def test_empty_sqlite_file_is_3_with_the_hint(sqlite_url: str, tmp_path: Path) -> None:
+    (tmp_path / "oauth.db").touch()
+    result = invoke("grants", "list", "--database-url", sqlite_url)
+    assert result.exit_code == 3 and "has no oauth_server tables: run oauth-server migrate" in result.stderr
+
+
+def test_purge_reports_progress_on_a_backlog(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert invoke("migrate", "--database-url", sqlite_url).exit_code == 0
+    seed_grants(sqlite_url, *[(f"user{i}", "c1", -5) for i in range(5)])
+    monkeypatch.setattr(database, "PROGRESS_EVERY", 0.0)
+    result = invoke("purge", "--database-url", sqlite_url, "--batch", "1", "--busy-share", "1")
+    assert result.exit_code == 0, result.output
+    assert "so far" in result.stderr and result.stdout.startswith("purged ")
+    quiet = invoke("purge", "--database-url", sqlite_url, "--json")
+    assert quiet.exit_code == 0 and quiet.stderr == "" and json.loads(quiet.stdout) == {"purged": 0}
+    assert invoke("purge", "--database-url", sqlite_url, "--batch", "0").exit_code == 2
