@@ -151,3 +151,19 @@ async def test_client_management_expired_secret_says_register_again(
     response = await exchange(http, client.client_id, "x", client_secret=client.client_secret)
     assert response.status_code == 401 and response.json()["error"] == "invalid_client"
     assert "register" in response.json()["error_description"]
+
+
+async def test_client_management_update_to_a_secret_method_issues_a_secret(http: httpx.AsyncClient) -> None:
+    """RFC 7592 §2.2 / RFC 7591 §3.2.1: a public client moving to client_secret_post receives a
+    secret once, in the update response; moving back to none drops it."""
+    client = await register(http)
+    path, headers = manage(client)
+    response = await http.put(path, headers=headers, json={**client.body, "token_endpoint_auth_method":
+                                                          "client_secret_post"})
+    assert response.status_code == 200, response.text
+    secret = response.json()["client_secret"]
+    assert (await exchange(http, client.client_id, "x", client_secret=secret)).json()["error"] == "invalid_grant"
+    back = await http.put(path, headers=headers, json={**client.body, "token_endpoint_auth_method": "none"})
+    assert back.status_code == 200 and "client_secret" not in back.json()
+    refused = await exchange(http, client.client_id, "x", client_secret=secret)
+    assert refused.status_code == 401
