@@ -8,12 +8,14 @@ transport, so nothing leaves the process.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from oauth_server import MemoryOAuthServerModel, OAuthServer
+from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
 from tests.conftest import ISSUER, build_app
 from tests.fixtures.cimd.network import CLAUDE_AI, CLAUDE_CODE, Network, fixture_document, server
 from tests.helpers import VERIFIER, FrozenClock, authorize_params, form_fields, query
@@ -180,3 +182,21 @@ async def test_private_key_jwt_document_keeps_its_keys(model: MemoryOAuthServerM
     assert client.token_endpoint_auth_method == "private_key_jwt" and client.client_secret_digest is None
     assert client.jwks is not None and '"kid":"1"' in client.jwks
     assert client.token_endpoint_auth_signing_alg == "ES256"
+
+
+async def test_whole_flow_and_cache_on_sqlite(tmp_path: Path, clock: FrozenClock, network: Network) -> None:
+    """The cached document lives in the SQL model too (``upsert_client``): refetched after expiry."""
+    sql = SQLAlchemyOAuthServerModel(f"sqlite+aiosqlite:///{tmp_path / 'oauth.db'}")
+    await sql.create_all()
+    try:
+        async with await client_for(server(sql, clock, network)) as http:
+            await flow(http, CLAUDE_CODE, CODE_REDIRECT)
+            await flow(http, CLAUDE_CODE, CODE_REDIRECT)
+            assert network.fetched == [CLAUDE_CODE]
+            clock.advance(601)
+            await flow(http, CLAUDE_CODE, CODE_REDIRECT)
+            assert network.fetched == [CLAUDE_CODE, CLAUDE_CODE]
+        stored = await sql.get_client(CLAUDE_CODE)
+        assert stored is not None and stored.metadata_document_expires_at == int(clock()) + 600
+    finally:
+        await sql.close()
