@@ -65,6 +65,14 @@ class RateLimits:
     def disabled(cls) -> RateLimits:
         return cls(enabled=False)
 
+    async def aclose(self) -> None:
+        """Close the storage's connections (a Redis client's pool); call it at the app's shutdown.
+        The memory storage has none."""
+        client = getattr(getattr(self._limiter.storage, "bridge", None), "storage", None)
+        close = getattr(client, "aclose", None)
+        if close is not None:
+            await close()
+
     async def hit(self, name: str, key: str) -> None:
         """Count one request for ``key`` under limit ``name``; raise ``RateLimited`` past it."""
         item = self._items.get(name)

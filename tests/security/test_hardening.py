@@ -83,12 +83,16 @@ async def test_hardening_rate_limits_shared_through_redis() -> None:
     """Several processes share one budget when the limits live in Redis (127.0.0.1:6379)."""
     rule = {"register": "3/minute"}
     prefix = f"oauth_server_test_{uuid.uuid4().hex}"  # a fresh budget for this run
-    first = limited_app(RateLimits(limits=rule, storage_uri="redis://127.0.0.1:6379/0", key_prefix=prefix))
-    second = limited_app(RateLimits(limits=rule, storage_uri="redis://127.0.0.1:6379/0", key_prefix=prefix))
+    limits = [RateLimits(limits=rule, storage_uri="redis://127.0.0.1:6379/0", key_prefix=prefix) for _ in range(2)]
+    first, second = (limited_app(each) for each in limits)
     body = {"redirect_uris": ["https://a.example/cb"]}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=first), base_url=ISSUER) as a, \
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url=ISSUER) as b:
-        statuses = [(await (a if i % 2 else b).post("/register", json=body)).status_code for i in range(4)]
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=first), base_url=ISSUER) as a, \
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url=ISSUER) as b:
+            statuses = [(await (a if i % 2 else b).post("/register", json=body)).status_code for i in range(4)]
+    finally:
+        for each in limits:  # an unclosed Redis connection is a ResourceWarning, an error here
+            await each.aclose()
     assert statuses == [201, 201, 201, 429]
 
 
