@@ -18,6 +18,8 @@ REVOKE_FORM = form_body({
     "token_type_hint": "access_token or refresh_token",
     "client_id": None,
     "client_secret": None,
+    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer (private_key_jwt, RFC 7523)",
+    "client_assertion": "the client's signed JWT (RFC 7523 §2.2)",
 }, required=("token",))
 
 

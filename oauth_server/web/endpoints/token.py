@@ -22,6 +22,8 @@ TOKEN_FORM = form_body({
     "resource": "RFC 8707 resource indicator",
     "client_id": None,
     "client_secret": None,
+    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer (private_key_jwt, RFC 7523)",
+    "client_assertion": "the client's signed JWT (RFC 7523 §2.2)",
 }, required=("grant_type",))
 
 
