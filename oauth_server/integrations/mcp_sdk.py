@@ -102,16 +102,24 @@ class OAuthServer(AuthorizationServer):
     """``AuthorizationServer`` that is also the MCP SDK's ``OAuthAuthorizationServerProvider``
     and ``TokenVerifier``. Construct it exactly like ``AuthorizationServer``."""
 
+    async def _record(self, client_id: str) -> Client | None:
+        """Our client record, a metadata document URL included (``AuthorizationServer._client``);
+        an unusable document is an unknown client to the SDK, which has no other answer for it."""
+        try:
+            return await self._client(client_id)
+        except OAuthError:
+            return None
+
     async def _grant_context_for(self, client: OAuthClientInformationFull) -> GrantContext:
-        record = await self.model.get_client(client.client_id)
+        record = await self._record(client.client_id)
         if record is None:
             raise TokenError(error="invalid_client", error_description="unknown client")
         return await self._grant_context(record)
 
     # -- OAuthAuthorizationServerProvider --------------------------------------------------
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
-        """The SDK's client lookup: our ``model.get_client``, converted by ``sdk_client``."""
-        record = await self.model.get_client(client_id)
+        """The SDK's client lookup: our client lookup (``_client``), converted by ``sdk_client``."""
+        record = await self._record(client_id)
         return None if record is None else sdk_client(record)
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
@@ -135,7 +143,7 @@ class OAuthServer(AuthorizationServer):
         """The SDK's /authorize (after it validated the request): our ``start_authorization``'s
         scope and resource rules, then a pending request that the first browser to open the
         consent page claims (``open_consent``). Returns the consent page URL."""
-        record = await self.model.get_client(client.client_id)
+        record = await self._record(client.client_id)
         if record is None:
             raise AuthorizeError(error="unauthorized_client", error_description="unknown client")
         try:
