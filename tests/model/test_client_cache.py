@@ -109,7 +109,7 @@ async def test_client_writes_are_seen_at_once_by_the_writing_process(short_ttl: 
 
 async def test_client_writes_reach_every_process_on_postgres(postgres_model: SQLAlchemyOAuthServerModel) -> None:
     """Process A caches a client for 30 s; process B updates, then deletes it: A sees each change
-    within a second (the client:<id> notice), not after its TTL."""
+    within seconds (the client:<id> notice), not after its 30 s TTL."""
     a = same_database(postgres_model, client_cache_ttl=30, access_token_cache_ttl=0)
     b = postgres_model
     try:
@@ -122,14 +122,14 @@ async def test_client_writes_reach_every_process_on_postgres(postgres_model: SQL
         async def updated() -> bool:
             return await a.get_client(first.client_id) == refetched
 
-        assert await eventually(updated, within=2.0) < 1.0
+        assert await eventually(updated, within=10.0) < 5.0  # notified, not the 30 s TTL
         await cached(a, first.client_id)
         assert await b.delete_client(first.client_id, NOW) is True
 
         async def gone() -> bool:
             return await a.get_client(first.client_id) is None
 
-        assert await eventually(gone, within=2.0) < 1.0
+        assert await eventually(gone, within=10.0) < 5.0
     finally:
         await a.close()
 

@@ -23,7 +23,7 @@ from tests.model.test_contract import NOW, access, open_grant, refresh
 OWN_LISTENER = "WHERE datname = current_database() AND query LIKE :q"
 
 
-async def eventually(condition: Callable[[], Awaitable[bool]], within: float = 5.0) -> float:
+async def eventually(condition: Callable[[], Awaitable[bool]], within: float = 20.0) -> float:
     """Seconds until ``condition()`` held; fails the test after ``within``."""
     start = time.monotonic()
     while not await condition():
@@ -71,8 +71,8 @@ async def test_cache_revocation_in_another_process_reaches_this_one(two_processe
     async def refused() -> bool:
         return await a.get_access_token(token.token_digest) is None
 
-    took = await eventually(refused, within=2.0)
-    assert took < 1.0, f"the revocation took {took:.3f} s to reach the other process"
+    took = await eventually(refused, within=10.0)
+    assert took < 3.0, f"(the cache TTL is 5 s) the revocation took {took:.3f} s to reach the other process"
 
 
 async def test_cache_client_deletion_in_another_process_reaches_this_one(two_processes: tuple[
@@ -92,8 +92,8 @@ async def test_cache_client_deletion_in_another_process_reaches_this_one(two_pro
     async def refused() -> bool:
         return await a.get_access_token(token.token_digest) is None
 
-    took = await eventually(refused, within=2.0)
-    assert took < 1.0, f"the deletion took {took:.3f} s to reach the other process"
+    took = await eventually(refused, within=10.0)
+    assert took < 3.0, f"(the cache TTL is 5 s) the deletion took {took:.3f} s to reach the other process"
     assert a._cache is not None and a._cache.get(other.token_digest) == other
 
 
