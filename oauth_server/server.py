@@ -8,7 +8,6 @@ so this class imports neither a web framework nor ``mcp``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -16,7 +15,17 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from oauth_server import cimd, client_assertion, client_management, clients, consent, jwt_access, tokens
+from oauth_server import (
+    cimd,
+    client_assertion,
+    client_management,
+    clients,
+    consent,
+    housekeeping,
+    introspection,
+    jwt_access,
+    tokens,
+)
 from oauth_server.errors import (
     AccessDenied,
     AuthorizationFailed,
@@ -34,7 +43,7 @@ from oauth_server.grants import authorization_code, refresh_token
 from oauth_server.grants.issue import GrantContext
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.params import Params, single
-from oauth_server.records import AccessToken, AuthorizationCode, Client, Grant, PendingAuthorization, RefreshToken
+from oauth_server.records import AccessToken, Client, PendingAuthorization, RefreshToken
 from oauth_server.settings import OAuthServerSettings
 from oauth_server.signing import SigningKeys
 
@@ -266,35 +275,9 @@ class AuthorizationServer:
 
     async def _issue_code(self, pending: PendingAuthorization, subject: str, scopes: tuple[str, ...]) -> str:
         """A new grant and its code, stored together (RFC 6749 §4.1.2)."""
-        code = tokens.new_token()
-        now = self.now()
-        settings = self.settings
-        grant = Grant(
-            grant_id=tokens.new_id(),
-            client_id=pending.client_id,
-            subject=subject,
-            scopes=scopes,
-            resource=pending.resource,
-            created_at=now,
-            # After this no credential of the grant can be live: the code is redeemed within its
-            # lifetime, refreshes stop at the absolute lifetime, the last access token then expires.
-            expires_at=now + settings.authorization_code_lifetime + settings.refresh_token_absolute_lifetime
-            + settings.access_token_lifetime,
-        )
-        await self.model.save_authorization_code(AuthorizationCode(
-            code_digest=tokens.digest(code),
-            grant_id=grant.grant_id,
-            client_id=pending.client_id,
-            subject=subject,
-            redirect_uri=pending.redirect_uri,
-            redirect_uri_provided_explicitly=pending.redirect_uri_provided_explicitly,
-            scopes=scopes,
-            code_challenge=pending.code_challenge,
-            resource=pending.resource,
-            expires_at=now + settings.authorization_code_lifetime,
-        ), grant)
+        code = await authorization_code.issue_code(self.model, self.settings, pending, subject, scopes, self.now())
         return consent.add_query(pending.redirect_uri, {"code": code, "state": pending.state,
-                                                        "iss": settings.issuer_url})
+                                                        "iss": self.settings.issuer_url})
 
     def error_redirect(self, failure: AuthorizationFailed) -> str | None:
         """Where an /authorize or consent failure may be sent, or None: show it to the user."""
@@ -406,24 +389,9 @@ class AuthorizationServer:
             if access is not None:
                 if client.is_public and access.client_id != client.client_id:
                     return inactive
-                return self._introspection(access.client_id, access.subject, access.scopes, access.resource,
-                                           access.expires_at, token_type="Bearer")
+                return introspection.access_token_answer(self.settings, access)
         refresh = await self.model.get_refresh_token(tokens.digest(token))
-        if (refresh is None or refresh.client_id != client.client_id or refresh.rotated_at is not None
-                or min(refresh.expires_at, refresh.grant_expires_at) <= now):
-            return inactive
-        return self._introspection(refresh.client_id, refresh.subject, refresh.granted_scopes, refresh.resource,
-                                   min(refresh.expires_at, refresh.grant_expires_at), token_type=None)
-
-    def _introspection(self, client_id: str, subject: str, scopes: tuple[str, ...], resource: str,
-                       expires_at: int, token_type: str | None) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "active": True, "client_id": client_id, "sub": subject, "scope": " ".join(scopes),
-            "aud": resource, "iss": self.settings.issuer_url, "exp": expires_at,
-        }
-        if token_type is not None:
-            body["token_type"] = token_type
-        return body
+        return introspection.refresh_token_answer(self.settings, client, refresh, now)
 
     # -- housekeeping ---------------------------------------------------------------------
     async def purge_expired(self, batch: int = 1000, busy_share: float = 0.25) -> int:
@@ -437,14 +405,4 @@ class AuthorizationServer:
         (``bench/scale.py`` measures it). Records expiring after the call began are left for the
         next call, so the loop always ends.
         """
-        if not 0 < busy_share <= 1:
-            raise ValueError("busy_share must be in (0, 1]")
-        now = self.now()
-        total = 0
-        while True:
-            started = time.monotonic()
-            removed = await self.model.purge_expired(now, batch)
-            total += removed
-            if removed == 0:
-                return total
-            await asyncio.sleep((time.monotonic() - started) * (1 - busy_share) / busy_share)
+        return await housekeeping.purge_expired(self.model, self.now(), batch, busy_share)

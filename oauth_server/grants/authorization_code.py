@@ -8,8 +8,9 @@ from oauth_server import pkce, tokens
 from oauth_server.errors import InvalidGrant, InvalidRequest, InvalidTarget
 from oauth_server.grants.issue import GrantContext, Issuance, mint
 from oauth_server.model.base import OAuthServerModel
-from oauth_server.records import AuthorizationCode
+from oauth_server.records import AuthorizationCode, Grant, PendingAuthorization
 from oauth_server.resources import resource_matches
+from oauth_server.settings import OAuthServerSettings
 
 logger = logging.getLogger("oauth_server")
 
@@ -81,3 +82,35 @@ async def issue_for_code(ctx: GrantContext, record: AuthorizationCode) -> Issuan
         logger.warning("grant %s was revoked before its tokens were stored", record.grant_id)
         raise InvalidGrant("the grant was revoked")
     return issuance
+
+
+async def issue_code(model: OAuthServerModel, settings: OAuthServerSettings, pending: PendingAuthorization,
+                     subject: str, scopes: tuple[str, ...], now: int) -> str:
+    """The user approved: a new grant and its first code, stored together (RFC 6749 §4.1.2).
+    Returns the raw code; only its digest is stored."""
+    code = tokens.new_token()
+    grant = Grant(
+        grant_id=tokens.new_id(),
+        client_id=pending.client_id,
+        subject=subject,
+        scopes=scopes,
+        resource=pending.resource,
+        created_at=now,
+        # After this no credential of the grant can be live: the code is redeemed within its
+        # lifetime, refreshes stop at the absolute lifetime, the last access token then expires.
+        expires_at=now + settings.authorization_code_lifetime + settings.refresh_token_absolute_lifetime
+        + settings.access_token_lifetime,
+    )
+    await model.save_authorization_code(AuthorizationCode(
+        code_digest=tokens.digest(code),
+        grant_id=grant.grant_id,
+        client_id=pending.client_id,
+        subject=subject,
+        redirect_uri=pending.redirect_uri,
+        redirect_uri_provided_explicitly=pending.redirect_uri_provided_explicitly,
+        scopes=scopes,
+        code_challenge=pending.code_challenge,
+        resource=pending.resource,
+        expires_at=now + settings.authorization_code_lifetime,
+    ), grant)
+    return code
