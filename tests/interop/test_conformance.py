@@ -60,4 +60,7 @@ async def test_conformance_authorization_scenarios_pass(tmp_path: Path) -> None:
     assert code == 0, output
     for scenario in SCENARIOS:
         assert re.search(rf"✓ {re.escape(scenario)}: \d+ passed, 0 failed", output), output
-    assert "Total: 2 passed, 0 failed" in output, output
+    # The metadata scenario counts one check per discovery document it finds (RFC 8414, and
+    # since we serve it, OpenID Connect discovery): at least one per scenario, none failed.
+    total = re.search(r"Total: (\d+) passed, 0 failed", output)
+    assert total is not None and int(total.group(1)) >= len(SCENARIOS), output
