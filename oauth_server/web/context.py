@@ -7,13 +7,14 @@ import inspect
 import secrets
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from oauth_server.errors import InvalidRequest
+from oauth_server import json_input
+from oauth_server.errors import InvalidClientMetadata, InvalidRequest
 from oauth_server.server import AuthorizationServer
 from oauth_server.web.limits import RateLimits
 from oauth_server.web.openapi import FORM_TYPE
@@ -131,3 +132,15 @@ async def read_form(request: Request) -> dict[str, list[str]]:
 
 def query_params(request: Request) -> dict[str, list[str]]:
     return parse_params(request.scope.get("query_string", b""))
+
+
+async def read_client_metadata(request: Request) -> dict[str, Any]:
+    """The JSON object body of /register and RFC 7592 updates (RFC 7591 §3.1), through
+    ``json_input``'s limits; anything else is ``invalid_client_metadata`` (RFC 7591 §3.2.2)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise InvalidClientMetadata("the request body must be application/json")
+    try:
+        return json_input.load_object(await request.body(), max_bytes=MAX_BODY_BYTES)
+    except json_input.JSONInputError as exc:
+        raise InvalidClientMetadata(str(exc)) from None

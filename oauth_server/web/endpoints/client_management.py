@@ -12,10 +12,9 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from oauth_server import json_input
-from oauth_server.errors import InvalidClientMetadata, InvalidToken
+from oauth_server.errors import InvalidToken
 from oauth_server.web import cors
-from oauth_server.web.context import MAX_BODY_BYTES, RouterContext
+from oauth_server.web.context import RouterContext, read_client_metadata
 from oauth_server.web.endpoints.register import REGISTRATION_SCHEMA
 from oauth_server.web.errors import NO_STORE, error_response
 from oauth_server.web.openapi import COMMON_ERRORS, json_errors
@@ -74,13 +73,7 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
         token = bearer_token(request)
         if token is None:
             return token_error(InvalidToken("a registration access token is required"), False)
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            raise InvalidClientMetadata("the request body must be application/json")
-        try:
-            metadata = json_input.load_object(await request.body(), max_bytes=MAX_BODY_BYTES)
-        except json_input.JSONInputError as exc:
-            raise InvalidClientMetadata(str(exc)) from None
+        metadata = await read_client_metadata(request)
         try:
             info = await server.update_client(request.path_params["client_id"], token, metadata)
         except InvalidToken as exc:

@@ -8,9 +8,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from oauth_server import json_input
-from oauth_server.errors import InvalidClientMetadata
-from oauth_server.web.context import MAX_BODY_BYTES, RouterContext
+from oauth_server.web.context import RouterContext, read_client_metadata
 from oauth_server.web.errors import NO_STORE
 from oauth_server.web.openapi import COMMON_ERRORS, json_errors
 
@@ -47,13 +45,7 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
     async def register_client(request: Request) -> JSONResponse:
         """RFC 7591 §3.1: register a client. Returns 201 with the client information."""
         await ctx.limit("register", request)
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            raise InvalidClientMetadata("the request body must be application/json")
-        try:
-            metadata = json_input.load_object(await request.body(), max_bytes=MAX_BODY_BYTES)
-        except json_input.JSONInputError as exc:
-            raise InvalidClientMetadata(str(exc)) from None
+        metadata = await read_client_metadata(request)
         info = await ctx.server.register(metadata)
         return JSONResponse(info, status_code=201, headers=NO_STORE)
 
