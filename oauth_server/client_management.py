@@ -87,7 +87,8 @@ def updated(current: Client, metadata: Mapping[str, Any], settings: OAuthServerS
                                     or not tokens.digest_matches(sent_secret, current.client_secret_digest)):
         raise InvalidClientMetadata("client_secret does not match this client's secret")
     fields = {k: v for k, v in metadata.items() if k not in clients.SERVER_OWNED}
-    client, secret = clients.build_client(fields, settings, now, client_id=current.client_id)
+    client, secret = clients.build_client(fields, settings, now, client_id=current.client_id,
+                                         allow_client_credentials=settings.dcr_client_credentials)
     if secret is not None and current.client_secret_digest is not None:
         client = dataclasses.replace(client, client_secret_digest=current.client_secret_digest,
                                      client_secret_expires_at=current.client_secret_expires_at)

@@ -16,7 +16,17 @@ from oauth_server.settings import OAuthServerSettings
 
 AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post", "private_key_jwt")
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+#: What a registration without ``grant_types`` gets (RFC 7591 §2 defaults to authorization_code;
+#: MCP clients expect refresh too).
 GRANT_TYPES = ("authorization_code", "refresh_token")
+#: RFC 6749 §4.4: a client acting on its own behalf (the MCP OAuth client credentials extension).
+CLIENT_CREDENTIALS = "client_credentials"
+#: RFC 7523 §2.1: a JWT authorization grant; here the ID-JAG of an enterprise identity provider.
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+#: Grants that need a confidential client: a public client could be anyone who read its id.
+CONFIDENTIAL_GRANTS = (CLIENT_CREDENTIALS, JWT_BEARER)
+#: Grants that obtain tokens on their own; refresh_token only continues one of them.
+PRIMARY_GRANTS = ("authorization_code", *CONFIDENTIAL_GRANTS)
 # RFC 7591 §3.2.1: fields the server owns; a client cannot choose them.
 SERVER_OWNED = frozenset(
     {"client_id", "client_secret", "client_id_issued_at", "client_secret_expires_at",
@@ -102,28 +112,28 @@ def application_type_for(declared: str | None, uris: tuple[str, ...]) -> str:
 
 
 def build_client(
-    metadata: Mapping[str, Any], settings: OAuthServerSettings, now: int, client_id: str | None = None
+    metadata: Mapping[str, Any], settings: OAuthServerSettings, now: int, client_id: str | None = None,
+    *, allow_client_credentials: bool = False,
 ) -> tuple[Client, str | None]:
     """Validate registration metadata; return the client to store and its secret (if any).
 
-    Server-owned fields in ``metadata`` are ignored (RFC 7591 §3.2.1).
+    Server-owned fields in ``metadata`` are ignored (RFC 7591 §3.2.1). ``allow_client_credentials``
+    is the caller's say over machine identities: the operator CLI passes True, dynamic
+    registration ``settings.dcr_client_credentials``, client metadata documents never.
     """
-    uris = _redirect_uris(metadata, settings)
     method = metadata.get("token_endpoint_auth_method") or "client_secret_basic"  # RFC 7591 §2 default
     if method not in AUTH_METHODS:
         raise InvalidClientMetadata(
             f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}"
         )
-    # RFC 7591 §2 defaults grant_types to authorization_code; MCP clients expect refresh too.
-    grant_types = _string_list(metadata, "grant_types", GRANT_TYPES)
-    response_types = _string_list(metadata, "response_types", ("code",))
-    unknown = set(grant_types) - set(GRANT_TYPES)
-    if unknown:
-        raise InvalidClientMetadata(f"unsupported grant_types: {', '.join(sorted(unknown))}")
-    if "authorization_code" not in grant_types:
-        raise InvalidClientMetadata("grant_types must include authorization_code")
-    if response_types != ("code",):
-        raise InvalidClientMetadata("response_types must be ['code'] (RFC 7591 §2.1)")
+    grant_types = _grant_types(metadata, settings, method, allow_client_credentials)
+    redirects = "authorization_code" in grant_types
+    # RFC 7591 §2: redirect_uris are for redirect-based flows; a machine client has none.
+    uris = _redirect_uris(metadata, settings) if redirects or metadata.get("redirect_uris") else ()
+    response_types = _string_list(metadata, "response_types", ("code",) if redirects else ())
+    if response_types != (("code",) if redirects else ()):
+        # RFC 7591 §2.1: "code" goes with authorization_code, and only with it.
+        raise InvalidClientMetadata("response_types must be ['code'] with authorization_code, else [] (RFC 7591 §2.1)")
     scope = _text(metadata, "scope", 1000)
     if scope is not None:
         unknown = set(scope.split()) - set(settings.scopes_supported)
@@ -188,6 +198,24 @@ def _client_keys(metadata: Mapping[str, Any], method: str) -> tuple[str | None, 
         raise InvalidClientMetadata(
             f"token_endpoint_auth_signing_alg must be one of {', '.join(client_assertion.SIGNING_ALGORITHMS)}")
     return jwks, jwks_uri, alg
+
+
+def _grant_types(metadata: Mapping[str, Any], settings: OAuthServerSettings, method: str,
+                 allow_client_credentials: bool) -> tuple[str, ...]:
+    """RFC 7591 §2 ``grant_types``: ones this server offers this registrant, at least one that
+    obtains tokens, and the confidential-only grants only for a client that authenticates."""
+    grant_types = _string_list(metadata, "grant_types", GRANT_TYPES)
+    offered = {*GRANT_TYPES, *((CLIENT_CREDENTIALS,) if allow_client_credentials else ()),
+               *((JWT_BEARER,) if settings.trusted_identity_providers else ())}
+    unknown = set(grant_types) - offered
+    if unknown:
+        raise InvalidClientMetadata(f"unsupported grant_types: {', '.join(sorted(unknown))}")
+    if not set(grant_types) & set(PRIMARY_GRANTS):
+        raise InvalidClientMetadata(f"grant_types must include one of {', '.join(PRIMARY_GRANTS)}")
+    if method == "none" and set(grant_types) & set(CONFIDENTIAL_GRANTS):
+        raise InvalidClientMetadata("client_credentials and jwt-bearer need a confidential client "
+                                    "(token_endpoint_auth_method other than none)")
+    return grant_types
 
 
 def client_information(client: Client, secret: str | None = None) -> dict[str, Any]:

@@ -33,13 +33,12 @@ from oauth_server.errors import (
     InvalidClient,
     InvalidRequest,
     InvalidScope,
-    InvalidTarget,
     InvalidToken,
     UnauthorizedClient,
-    UnsupportedGrantType,
 )
 from oauth_server.fetch import Fetcher
-from oauth_server.grants import authorization_code, refresh_token
+from oauth_server.grants import authorization_code, dispatch
+from oauth_server.grants.identity_providers import IdentityProviders, SubjectMapper
 from oauth_server.grants.issue import GrantContext
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.params import Params, single
@@ -88,11 +87,15 @@ class AuthorizationServer:
             because the settings are a frozen, comparable value and a callable is neither.
         cimd_fetcher: replaces the guarded fetcher built from the ``cimd_*`` settings (tests
             inject a resolver and transport; build it with ``cimd.fetch_policy(settings)``).
+        identity_subject: maps a verified ID-JAG to our subject (``grants.identity_providers``;
+            default ``namespaced_subject``: ``{issuer}#{sub}``).
+        identity_fetcher: replaces the fetchers of the trusted identity providers' JWK Sets.
     """
 
     def __init__(
         self, model: OAuthServerModel, settings: OAuthServerSettings, *, clock: Callable[[], float] = time.time,
         cimd_policy: cimd.Policy | None = None, cimd_fetcher: Fetcher | None = None,
+        identity_subject: SubjectMapper | None = None, identity_fetcher: Fetcher | None = None,
     ) -> None:
         self.model = model
         self.settings = settings
@@ -109,6 +112,13 @@ class AuthorizationServer:
         #: Client ID metadata documents (None when ``client_id_metadata_documents`` is off).
         self.client_documents = (cimd.ClientDocuments(model, settings, clock, fetcher=cimd_fetcher, policy=cimd_policy)
                                  if settings.client_id_metadata_documents else None)
+        #: The trusted enterprise identity providers (ID-JAG); None when none are configured.
+        self.identity_providers = (
+            IdentityProviders(settings.trusted_identity_providers, subject=identity_subject,
+                              fetcher=identity_fetcher, clock=clock)
+            if settings.trusted_identity_providers else None)
+        #: grant_type -> handler: what /token accepts and metadata advertises.
+        self.grants = dispatch.grant_table(self.identity_providers)
 
     def now(self) -> int:
         return int(self.clock())
@@ -124,7 +134,8 @@ class AuthorizationServer:
         """RFC 7591 §3.1: validate, store, return the client information response."""
         if not self.settings.dynamic_client_registration:
             raise UnauthorizedClient("dynamic client registration is disabled")
-        client, secret = clients.build_client(metadata, self.settings, self.now())
+        client, secret = clients.build_client(metadata, self.settings, self.now(),
+                                             allow_client_credentials=self.settings.dcr_client_credentials)
         client, registration_token = client_management.with_registration_token(client)  # RFC 7592 §3
         await self.model.save_client(client)
         return client_management.information(client, self.settings, secret, registration_token)
@@ -287,27 +298,9 @@ class AuthorizationServer:
 
     # -- token endpoint -------------------------------------------------------------------
     async def token(self, client: Client, params: Params) -> dict[str, Any]:
-        """RFC 6749 §4.1.3 / §6: the token endpoint, after client authentication."""
-        resources = params.get("resource") or ()
-        if len(resources) > 1:
-            raise InvalidTarget("only one resource may be requested")
-        # Compared with the grant's resource after the code is consumed, so a mismatch burns it.
-        resource = resources[0] if resources else None
-        grant_type = single(params, "grant_type")
-        ctx = await self._grant_context(client)
-        if grant_type == "authorization_code":
-            issuance = await authorization_code.redeem(
-                ctx, single(params, "code") or "", single(params, "code_verifier"), single(params, "redirect_uri"),
-                resource,
-            )
-        elif grant_type == "refresh_token":
-            issuance = await refresh_token.refresh(
-                ctx, single(params, "refresh_token") or "", single(params, "scope"), resource
-            )
-        elif not grant_type:
-            raise InvalidRequest("grant_type is required")
-        else:
-            raise UnsupportedGrantType("grant_type must be authorization_code or refresh_token")
+        """RFC 6749 §3.2: the token endpoint, after client authentication; the grant handlers
+        are ``self.grants`` (``grants.dispatch``)."""
+        issuance = await dispatch.run(self.grants, await self._grant_context(client), params)
         return issuance.response(self.settings)
 
     # -- revocation (RFC 7009) ------------------------------------------------------------

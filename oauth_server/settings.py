@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from oauth_server.scopes import is_scope_token
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
+#: RFC 7518 §3 asymmetric JWS algorithms: an identity provider's assertion is never ``none`` or HMAC.
+ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 
 
 def _check_url(name: str, url: str, *, allow_query: bool = False) -> None:
@@ -21,6 +23,31 @@ def _check_url(name: str, url: str, *, allow_query: bool = False) -> None:
         raise ValueError(f"{name} must not have a fragment")
     if parts.query and not allow_query:
         raise ValueError(f"{name} must not have a query")
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedIdentityProvider:
+    """An enterprise identity provider whose ID-JAGs this server accepts (``grants/jwt_bearer.py``).
+
+    draft-ietf-oauth-identity-assertion-authz-grant: the IdP signs an Identity Assertion JWT
+    Authorization Grant for one of our clients; we check it with the keys at ``jwks_uri``
+    (fetched through the guarded fetcher with the operator-configured policy of
+    ``resource.resource_fetch_policy``). ``allow_loopback`` lets that fetch reach this machine,
+    over plain http too: development only.
+    """
+
+    issuer: str
+    jwks_uri: str
+    algorithms: tuple[str, ...] = ASYMMETRIC_ALGORITHMS
+    allow_loopback: bool = False
+
+    def __post_init__(self) -> None:
+        # An issuer is an https URL without query or fragment (RFC 8414 §2), so "#" can join
+        # it to a subject without ambiguity (``identity_providers.namespaced_subject``).
+        _check_url("trusted identity provider issuer", self.issuer)
+        _check_url("trusted identity provider jwks_uri", self.jwks_uri, allow_query=True)
+        if not self.algorithms or set(self.algorithms) - set(ASYMMETRIC_ALGORITHMS):
+            raise ValueError(f"identity provider algorithms must be among {', '.join(ASYMMETRIC_ALGORITHMS)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +75,13 @@ class OAuthServerSettings:
     #: How long a user has to approve or deny after /authorize.
     pending_authorization_lifetime: int = 600
     dynamic_client_registration: bool = True
+    #: Let dynamic registration (and RFC 7592 updates) grant ``client_credentials``. Off: anyone
+    #: can register, so a registered machine identity would be anyone's; operators create such
+    #: clients with ``oauth-server clients create --grant-type client_credentials``.
+    dcr_client_credentials: bool = False
+    #: Identity providers whose ID-JAGs (``urn:ietf:params:oauth:grant-type:jwt-bearer``) are
+    #: accepted. Empty: the grant is off and not advertised.
+    trusted_identity_providers: tuple[TrustedIdentityProvider, ...] = ()
     #: Issue refresh tokens (rotated on every use, OAuth 2.1 §4.3.1).
     issue_refresh_tokens: bool = True
     #: Seconds after a rotation during which the rotated refresh token may be presented again
@@ -130,6 +164,9 @@ class OAuthServerSettings:
             raise ValueError("cimd_max_bytes must be between 1 and 1048576")
         if self.cimd_fetches_per_host_per_minute < 1:
             raise ValueError("cimd_fetches_per_host_per_minute must be positive")
+        issuers = [provider.issuer for provider in self.trusted_identity_providers]
+        if len(set(issuers)) != len(issuers):
+            raise ValueError("trusted_identity_providers names an issuer twice")
         if not 0 <= self.cimd_cache_min <= 86_400:
             raise ValueError("cimd_cache_min must be between 0 and 86400 seconds")
 

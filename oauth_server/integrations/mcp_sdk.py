@@ -127,7 +127,8 @@ class OAuthServer(AuthorizationServer):
         client id and secret the SDK generated (only the secret's digest is stored)."""
         metadata: dict[str, Any] = client_info.model_dump(mode="json", exclude_none=True)
         try:
-            record, _ = clients.build_client(metadata, self.settings, self.now(), client_id=client_info.client_id)
+            record, _ = clients.build_client(metadata, self.settings, self.now(), client_id=client_info.client_id,
+                                             allow_client_credentials=self.settings.dcr_client_credentials)
         except OAuthError as exc:
             code = "invalid_redirect_uri" if exc.error == "invalid_redirect_uri" else "invalid_client_metadata"
             raise RegistrationError(error=code, error_description=exc.description) from None  # type: ignore[arg-type]
@@ -235,10 +236,12 @@ class OAuthServer(AuthorizationServer):
     async def exchange_identity_assertion(
         self, client: OAuthClientInformationFull, params: IdentityAssertionParams
     ) -> OAuthToken:
-        """The SDK's jwt-bearer (ID-JAG) grant: not enabled, so ``unsupported_grant_type``
-        (RFC 6749 §5.2), as our own ``token`` answers for it."""
+        """The SDK's jwt-bearer (ID-JAG) grant: ``unsupported_grant_type`` (RFC 6749 §5.2)
+        through the SDK's routes. Our grant needs a confidential client, and through the SDK's
+        routes only public clients authenticate (it compares plaintext secrets; we keep digests),
+        so ID-JAGs are accepted at ``mcp_auth_router``'s /token (``grants.jwt_bearer``) only."""
         raise TokenError(error="unsupported_grant_type",
-                         error_description="grant_type must be authorization_code or refresh_token")
+                         error_description="the jwt-bearer grant is served by mcp_auth_router's token endpoint")
 
     # -- TokenVerifier --------------------------------------------------------------------
     async def verify_token(self, token: str) -> SDKAccessToken | None:

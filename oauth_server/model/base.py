@@ -147,6 +147,16 @@ class OAuthServerModel(ABC):
         """
 
     @abstractmethod
+    async def save_grant(self, grant: Grant) -> None:
+        """Store a new grant that starts without a code: one a client obtains at the token
+        endpoint itself (``client_credentials``, an ID-JAG), whose tokens ``save_tokens`` then
+        stores into it, so revocation, listing and purging treat it as any other grant.
+
+        ``grant.grant_id`` is new (server-generated); saving an existing one is a ``ValueError``
+        or the database's integrity error, never a revival of a revoked grant.
+        """
+
+    @abstractmethod
     async def get_authorization_code(self, code_digest: str) -> AuthorizationCode | None:
         """The code, consumed or not (a consumed one means replay)."""
 

@@ -167,6 +167,13 @@ class MemoryOAuthServerModel(OAuthServerModel):
         self.credentials[code.grant_id].add(code.code_digest)
         self._track(CODES, code.code_digest, code.expires_at)
 
+    async def save_grant(self, grant: Grant) -> None:
+        if grant.grant_id in self.grants:
+            raise ValueError(f"grant {grant.grant_id} already exists")
+        self._before_write()
+        self.grants[grant.grant_id] = grant
+        self._track(GRANTS, grant.grant_id, grant.expires_at)
+
     def _live(self, grant_id: str) -> bool:
         grant = self.grants.get(grant_id)
         return grant is not None and grant.revoked_at is None

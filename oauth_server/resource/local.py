@@ -8,10 +8,14 @@ adapter. It does not care how the server verifies (digest lookup or JWT): it con
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from oauth_server.errors import StorageUnavailable
 from oauth_server.records import AccessToken
 from oauth_server.resource.verified import VerifiedToken, VerifierUnavailable
-from oauth_server.server import AuthorizationServer
+
+if TYPE_CHECKING:  # the server imports the resource package (its grants reuse ``resource.jwks``)
+    from oauth_server.server import AuthorizationServer
 
 
 def verified_token(record: AccessToken, issuer: str) -> VerifiedToken:

@@ -22,7 +22,7 @@ async def test_authorization_server_metadata(http: httpx.AsyncClient) -> None:
     assert doc["revocation_endpoint"] == "http://localhost:8000/revoke"
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert doc["response_types_supported"] == ["code"]
-    assert doc["grant_types_supported"] == ["authorization_code", "refresh_token"]
+    assert doc["grant_types_supported"] == ["authorization_code", "refresh_token", "client_credentials"]
     assert set(doc["token_endpoint_auth_methods_supported"]) == {
         "none", "client_secret_basic", "client_secret_post", "private_key_jwt"}
     assert doc["authorization_response_iss_parameter_supported"] is True

@@ -134,6 +134,10 @@ class SQLAlchemyOAuthServerModel(ClientVerbs):
             await conn.execute(INSERT[grants], to_row(grant))
             await conn.execute(INSERT[authorization_codes], to_row(code))
 
+    @storage
+    async def save_grant(self, grant: Grant) -> None:
+        await self._insert(grants, grant)
+
     @read
     async def get_authorization_code(self, code_digest: str) -> AuthorizationCode | None:
         row = await self._one(GET_CODE, {"key": code_digest})

@@ -29,7 +29,8 @@ def authorization_server_metadata(ctx: RouterContext) -> dict[str, Any]:
         "scopes_supported": list(settings.scopes_supported),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        # Exactly the grants /token dispatches (``grants.dispatch.grant_table``).
+        "grant_types_supported": list(ctx.server.grants),
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "introspection_endpoint": ctx.endpoint_url("introspect"),  # RFC 8414 §2 / RFC 7662

@@ -8,21 +8,25 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from oauth_server.clients import CLIENT_CREDENTIALS, JWT_BEARER
 from oauth_server.web.context import RouterContext, read_client_metadata
 from oauth_server.web.errors import NO_STORE
 from oauth_server.web.openapi import COMMON_ERRORS, json_errors
 
 REGISTRATION_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["redirect_uris"],
     "properties": {
-        "redirect_uris": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "redirect_uris": {"type": "array", "items": {"type": "string"},
+                          "description": "required with the authorization_code grant"},
         "token_endpoint_auth_method": {
             "type": "string", "enum": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]},
         "jwks": {"type": "object", "description": "public keys for private_key_jwt (RFC 7523)"},
         "jwks_uri": {"type": "string", "description": "https URL of the public keys, instead of jwks"},
         "token_endpoint_auth_signing_alg": {"type": "string"},
-        "grant_types": {"type": "array", "items": {"type": "string", "enum": ["authorization_code", "refresh_token"]}},
+        "grant_types": {"type": "array", "description": "client_credentials only when the server allows it "
+                        "(dcr_client_credentials); jwt-bearer only with trusted identity providers",
+                        "items": {"type": "string", "enum": ["authorization_code", "refresh_token",
+                                                            CLIENT_CREDENTIALS, JWT_BEARER]}},
         "response_types": {"type": "array", "items": {"type": "string", "enum": ["code"]}},
         "scope": {"type": "string"},
         "client_name": {"type": "string", "maxLength": 256},
