@@ -26,7 +26,7 @@ from example.mcp_endpoint import mcp_route
 from example.resource_server import create_resource_server_app
 from example.settings import ExampleSettings, SettingsError
 from example.users import ALL_SCOPES, UserStore
-from oauth_server import OAuthServer, OAuthServerSettings, RateLimits, mcp_auth_router
+from oauth_server import OAuthServer, OAuthServerSettings, RateLimits, TrustedIdentityProvider, mcp_auth_router
 from oauth_server.keys import SigningKeyError
 
 logger = logging.getLogger("example")
@@ -85,7 +85,18 @@ def server_settings(settings: ExampleSettings) -> OAuthServerSettings:
         client_id_metadata_documents=settings.cimd,
         cimd_allow_loopback=settings.cimd_allow_loopback,
         cimd_ca_bundle=str(Path(settings.cimd_ca_bundle).expanduser()) if settings.cimd_ca_bundle else None,
+        dcr_client_credentials=settings.dcr_client_credentials,
+        trusted_identity_providers=identity_providers(settings),
     )
+
+
+def identity_providers(settings: ExampleSettings) -> tuple[TrustedIdentityProvider, ...]:
+    """``IDJAG_ISSUER`` + ``IDJAG_JWKS_URI``: the one enterprise identity provider whose ID-JAGs
+    the example accepts (none by default, and then the jwt-bearer grant is off)."""
+    if settings.idjag_issuer is None or settings.idjag_jwks_uri is None:
+        return ()
+    return (TrustedIdentityProvider(settings.idjag_issuer, settings.idjag_jwks_uri,
+                                    allow_loopback=settings.idjag_allow_loopback),)
 
 
 def create_app(settings: ExampleSettings) -> FastAPI:
@@ -115,6 +126,8 @@ def create_app(settings: ExampleSettings) -> FastAPI:
         finally:
             if server.client_documents is not None:
                 await server.client_documents.aclose()
+            if server.identity_providers is not None:
+                await server.identity_providers.aclose()
             await model.close()
 
     app = FastAPI(title="oauth_server example", lifespan=lifespan)

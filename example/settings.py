@@ -100,6 +100,13 @@ class ExampleSettings:
     cimd_allow_loopback: bool = False
     #: A PEM CA bundle that replaces the default trust store for metadata document fetches.
     cimd_ca_bundle: str | None = None
+    #: Let dynamic registration grant ``client_credentials`` (anyone could register a machine).
+    dcr_client_credentials: bool = False
+    #: One trusted enterprise identity provider for ID-JAGs (the jwt-bearer grant): its issuer
+    #: and JWK Set URL, both or neither; ``idjag_allow_loopback`` for one on this machine.
+    idjag_issuer: str | None = None
+    idjag_jwks_uri: str | None = None
+    idjag_allow_loopback: bool = False
 
     @property
     def issuer_url(self) -> str:
@@ -129,7 +136,8 @@ class ExampleSettings:
         defaults = ExampleSettings()
         names = {"access_token_format": "ACCESS_TOKEN_FORMAT", "key_encryption_secret": "KEY_ENCRYPTION_SECRET",
                  "signing_key_file": "SIGNING_KEY_FILE", "resource_urls": "RESOURCE_URLS", "cimd": "CIMD",
-                 "cimd_allow_loopback": "CIMD_ALLOW_LOOPBACK", "cimd_ca_bundle": "CIMD_CA_BUNDLE"}
+                 "cimd_allow_loopback": "CIMD_ALLOW_LOOPBACK", "cimd_ca_bundle": "CIMD_CA_BUNDLE",
+                 "dcr_client_credentials": "DCR_CLIENT_CREDENTIALS", "idjag_issuer": "IDJAG_ISSUER"}
         return [variable for name, variable in names.items() if getattr(self, name) != getattr(defaults, name)]
 
     def __post_init__(self) -> None:
@@ -144,6 +152,8 @@ class ExampleSettings:
             raise SettingsError("AUTH_JWKS_REFETCH_INTERVAL must be > 0 seconds")
         for url in self.resource_urls:
             _check_url("RESOURCE_URLS", url)
+        if (self.idjag_issuer is None) != (self.idjag_jwks_uri is None):
+            raise SettingsError("IDJAG_ISSUER and IDJAG_JWKS_URI go together: set both or neither")
         if self.cimd_ca_bundle is not None and not Path(self.cimd_ca_bundle).expanduser().is_file():
             raise SettingsError(f"CIMD_CA_BUNDLE {self.cimd_ca_bundle!r} is not a readable file")
         if self.resource_server_only:
@@ -175,8 +185,9 @@ class ExampleSettings:
         ``ACCESS_TOKEN_LIFETIME``, ``PURGE_INTERVAL``, ``ACCESS_TOKEN_FORMAT``,
         ``KEY_ENCRYPTION_SECRET``, ``SIGNING_KEY_FILE``, ``SIGNING_KEY_PROPAGATION``,
         ``RESOURCE_URLS``, ``AUTH_ISSUER``, ``AUTH_ALLOW_LOOPBACK``,
-        ``AUTH_JWKS_REFETCH_INTERVAL``, ``CIMD``, ``CIMD_ALLOW_LOOPBACK`` and ``CIMD_CA_BUNDLE``;
-        unset or empty means the default."""
+        ``AUTH_JWKS_REFETCH_INTERVAL``, ``CIMD``, ``CIMD_ALLOW_LOOPBACK``, ``CIMD_CA_BUNDLE``,
+        ``DCR_CLIENT_CREDENTIALS``, ``IDJAG_ISSUER``, ``IDJAG_JWKS_URI`` and
+        ``IDJAG_ALLOW_LOOPBACK``; unset or empty means the default."""
         env = os.environ if env is None else env
         defaults = cls()
 
@@ -222,4 +233,8 @@ class ExampleSettings:
             cimd=_flag(env, "CIMD", defaults.cimd),
             cimd_allow_loopback=_flag(env, "CIMD_ALLOW_LOOPBACK", defaults.cimd_allow_loopback),
             cimd_ca_bundle=get("CIMD_CA_BUNDLE", "") or None,
+            dcr_client_credentials=_flag(env, "DCR_CLIENT_CREDENTIALS", defaults.dcr_client_credentials),
+            idjag_issuer=get("IDJAG_ISSUER", "") or None,
+            idjag_jwks_uri=get("IDJAG_JWKS_URI", "") or None,
+            idjag_allow_loopback=_flag(env, "IDJAG_ALLOW_LOOPBACK", defaults.idjag_allow_loopback),
         )

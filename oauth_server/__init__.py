@@ -14,7 +14,7 @@ from oauth_server.model.base import OAuthServerModel
 from oauth_server.model.memory import MemoryOAuthServerModel
 from oauth_server.records import AccessToken, AuthorizationCode, Client, Grant, PendingAuthorization, RefreshToken
 from oauth_server.server import AuthorizationServer
-from oauth_server.settings import OAuthServerSettings
+from oauth_server.settings import OAuthServerSettings, TrustedIdentityProvider
 
 if typing.TYPE_CHECKING:
     from oauth_server.integrations.mcp_sdk import OAuthServer
@@ -74,6 +74,7 @@ __all__ = [
     "SigningKeyError",
     "StorageUnavailable",
     "TokenVerifier",
+    "TrustedIdentityProvider",
     "VerifiedToken",
     "VerifierUnavailable",
     "consent_router",

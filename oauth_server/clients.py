@@ -113,20 +113,23 @@ def application_type_for(declared: str | None, uris: tuple[str, ...]) -> str:
 
 def build_client(
     metadata: Mapping[str, Any], settings: OAuthServerSettings, now: int, client_id: str | None = None,
-    *, allow_client_credentials: bool = False,
+    *, allow_client_credentials: bool = False, allow_jwt_bearer: bool | None = None,
 ) -> tuple[Client, str | None]:
     """Validate registration metadata; return the client to store and its secret (if any).
 
     Server-owned fields in ``metadata`` are ignored (RFC 7591 §3.2.1). ``allow_client_credentials``
     is the caller's say over machine identities: the operator CLI passes True, dynamic
     registration ``settings.dcr_client_credentials``, client metadata documents never.
+    ``allow_jwt_bearer`` (None: whether identity providers are trusted) likewise for ID-JAGs.
     """
     method = metadata.get("token_endpoint_auth_method") or "client_secret_basic"  # RFC 7591 §2 default
     if method not in AUTH_METHODS:
         raise InvalidClientMetadata(
             f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}"
         )
-    grant_types = _grant_types(metadata, settings, method, allow_client_credentials)
+    if allow_jwt_bearer is None:
+        allow_jwt_bearer = bool(settings.trusted_identity_providers)
+    grant_types = _grant_types(metadata, method, allow_client_credentials, allow_jwt_bearer)
     redirects = "authorization_code" in grant_types
     # RFC 7591 §2: redirect_uris are for redirect-based flows; a machine client has none.
     uris = _redirect_uris(metadata, settings) if redirects or metadata.get("redirect_uris") else ()
@@ -200,13 +203,13 @@ def _client_keys(metadata: Mapping[str, Any], method: str) -> tuple[str | None, 
     return jwks, jwks_uri, alg
 
 
-def _grant_types(metadata: Mapping[str, Any], settings: OAuthServerSettings, method: str,
-                 allow_client_credentials: bool) -> tuple[str, ...]:
+def _grant_types(metadata: Mapping[str, Any], method: str, allow_client_credentials: bool,
+                 allow_jwt_bearer: bool) -> tuple[str, ...]:
     """RFC 7591 §2 ``grant_types``: ones this server offers this registrant, at least one that
     obtains tokens, and the confidential-only grants only for a client that authenticates."""
     grant_types = _string_list(metadata, "grant_types", GRANT_TYPES)
     offered = {*GRANT_TYPES, *((CLIENT_CREDENTIALS,) if allow_client_credentials else ()),
-               *((JWT_BEARER,) if settings.trusted_identity_providers else ())}
+               *((JWT_BEARER,) if allow_jwt_bearer else ())}
     unknown = set(grant_types) - offered
     if unknown:
         raise InvalidClientMetadata(f"unsupported grant_types: {', '.join(sorted(unknown))}")

@@ -7,8 +7,9 @@ and stored only as a SHA-256 digest.
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -25,6 +26,7 @@ from oauth_server.cli.common import (
     table,
     with_model,
 )
+from oauth_server.clients import CLIENT_CREDENTIALS, JWT_BEARER
 from oauth_server.errors import OAuthError
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.records import Client
@@ -91,37 +93,53 @@ def _print_fields(body: dict[str, Any]) -> None:
 @database_options
 @issuer_option
 @click.option("--name", help="client_name shown on the consent page.")
-@click.option("--redirect-uri", "redirect_uris", multiple=True, required=True,
-              help="A redirect URI (repeatable).")
+@click.option("--redirect-uri", "redirect_uris", multiple=True,
+              help="A redirect URI (repeatable); required with the authorization_code grant.")
 @click.option("--grant-type", "grant_types", multiple=True,
-              type=click.Choice(["authorization_code", "refresh_token", "client_credentials"]),
+              type=click.Choice(["authorization_code", "refresh_token", CLIENT_CREDENTIALS, JWT_BEARER]),
               help="A grant type (repeatable; default authorization_code and refresh_token). "
-                   "Accepted only where the server's registration rules support it.")
+                   "client_credentials and jwt-bearer need a confidential --auth-method.")
 @click.option("--auth-method", default="client_secret_basic", show_default=True,
-              type=click.Choice(["client_secret_basic", "client_secret_post", "none"]),
-              help="How the client authenticates at the token endpoint; 'none' makes a public client.")
+              type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]),
+              help="How the client authenticates at the token endpoint; 'none' makes a public client, "
+                   "private_key_jwt needs --jwks-file or --jwks-uri.")
+@click.option("--jwks-file", type=click.File("r"),
+              help="private_key_jwt: a JSON file with the client's public JWK Set.")
+@click.option("--jwks-uri", help="private_key_jwt: the https URL of the client's public JWK Set.")
 @click.option("--scope", help="Space-separated scopes the client may ask for (must be in --scopes-supported).")
 @click.option("--scopes-supported", multiple=True, callback=split_commas, envvar="OAUTH_SCOPES_SUPPORTED",
               help="The server's scopes (repeatable or comma list; default $OAUTH_SCOPES_SUPPORTED): "
                    "--scope is validated against them as registration would.")
 def create_command(database_url: str | None, as_json: bool, issuer: str, name: str | None,
                    redirect_uris: tuple[str, ...], grant_types: tuple[str, ...], auth_method: str,
-                   scope: str | None, scopes_supported: tuple[str, ...]) -> None:
+                   jwks_file: TextIO | None, jwks_uri: str | None, scope: str | None,
+                   scopes_supported: tuple[str, ...]) -> None:
     """Register a client, confidential by default; its secret is printed once, stored hashed.
 
     Validated by the same rules as dynamic registration (RFC 7591), so --issuer and
-    --scopes-supported should match the running server's settings. Exit 2 if the metadata is
-    refused.
+    --scopes-supported should match the running server's settings; unlike registration, an
+    operator may create client_credentials (machine) and jwt-bearer (ID-JAG) clients. Exit 2 if
+    the metadata is refused.
     """
-    metadata: dict[str, Any] = {"redirect_uris": list(redirect_uris), "token_endpoint_auth_method": auth_method}
+    metadata: dict[str, Any] = {"token_endpoint_auth_method": auth_method}
+    if redirect_uris:
+        metadata["redirect_uris"] = list(redirect_uris)
     if grant_types:
         metadata["grant_types"] = list(grant_types)
     if name is not None:
         metadata["client_name"] = name
     if scope is not None:
         metadata["scope"] = scope
+    if jwks_uri is not None:
+        metadata["jwks_uri"] = jwks_uri
+    if jwks_file is not None:
+        try:
+            metadata["jwks"] = json.load(jwks_file)
+        except ValueError:
+            raise ConfigError("--jwks-file is not JSON") from None
     try:
-        client, secret = clients.build_client(metadata, settings(issuer, scopes_supported), int(time.time()))
+        client, secret = clients.build_client(metadata, settings(issuer, scopes_supported), int(time.time()),
+                                              allow_client_credentials=True, allow_jwt_bearer=True)
     except OAuthError as exc:
         raise ConfigError(f"client refused: {exc}") from None
 
