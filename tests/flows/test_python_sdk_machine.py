@@ -99,25 +99,27 @@ async def test_sdk_identity_assertion_provider_calls_a_tool(tmp_path: Path) -> N
     provider (jwt-bearer grant) and calls ``whoami`` as the provider's user, namespaced."""
     idp = IdentityProvider()
     idp_port = free_port()
-    async with serve(idp.app(), idp_port) as idp_base:
-        async with running_example(tmp_path, idjag_issuer=idp.issuer, idjag_jwks_uri=f"{idp_base}/jwks.json",
-                                   idjag_allow_loopback=True) as base:
-            async with httpx.AsyncClient(base_url=base) as http:
-                metadata = (await http.get("/.well-known/oauth-authorization-server")).json()
-            assert "urn:ietf:params:oauth:grant-type:jwt-bearer" in metadata["grant_types_supported"]
-            created = await cli_create(tmp_path, base, "--name", "enterprise client", "--auth-method",
-                                       "client_secret_post", "--grant-type",
-                                       "urn:ietf:params:oauth:grant-type:jwt-bearer", "--scope", "mcp:tools")
-            asked: list[tuple[str, str]] = []
+    async with (
+        serve(idp.app(), idp_port) as idp_base,
+        running_example(tmp_path, idjag_issuer=idp.issuer, idjag_jwks_uri=f"{idp_base}/jwks.json",
+                        idjag_allow_loopback=True) as base,
+    ):
+        async with httpx.AsyncClient(base_url=base) as http:
+            metadata = (await http.get("/.well-known/oauth-authorization-server")).json()
+        assert "urn:ietf:params:oauth:grant-type:jwt-bearer" in metadata["grant_types_supported"]
+        created = await cli_create(tmp_path, base, "--name", "enterprise client", "--auth-method",
+                                   "client_secret_post", "--grant-type",
+                                   "urn:ietf:params:oauth:grant-type:jwt-bearer", "--scope", "mcp:tools")
+        asked: list[tuple[str, str]] = []
 
-            async def fetch_id_jag(audience: str, resource: str) -> str:
-                asked.append((audience, resource))
-                return idp.id_jag(audience=audience, resource=resource, client_id=created["client_id"])
+        async def fetch_id_jag(audience: str, resource: str) -> str:
+            asked.append((audience, resource))
+            return idp.id_jag(audience=audience, resource=resource, client_id=created["client_id"])
 
-            provider = IdentityAssertionOAuthProvider(
-                server_url=f"{base}/mcp", storage=MemoryTokenStorage(), client_id=created["client_id"],
-                client_secret=created["client_secret"], issuer=base, assertion_provider=fetch_id_jag)
-            caller = await whoami(base, provider)
+        provider = IdentityAssertionOAuthProvider(
+            server_url=f"{base}/mcp", storage=MemoryTokenStorage(), client_id=created["client_id"],
+            client_secret=created["client_secret"], issuer=base, assertion_provider=fetch_id_jag)
+        caller = await whoami(base, provider)
     assert asked == [(base, f"{base}/mcp")]
     assert caller == {"user": f"{idp.issuer}#alice", "client_id": created["client_id"], "scopes": ["mcp:tools"]}
     assert idp.fetches == 1

@@ -198,3 +198,13 @@ async def test_cimd_real_document_is_accepted(http: httpx.AsyncClient, network: 
     network.serve(CLAUDE_CODE, fixture_document("claude-code.json"))
     response = await http.get("/authorize", params=authorize_params(CLAUDE_CODE, redirect_uri=REDIRECT))
     assert response.status_code == 303
+
+
+async def test_cimd_document_never_gets_client_credentials(model: MemoryOAuthServerModel, clock: FrozenClock,
+                                                           network: Network) -> None:
+    """A metadata document's author is a stranger like any registrant: even with
+    ``dcr_client_credentials`` on, a document asking for the machine grant is refused."""
+    network.serve(DOC_URL, document(grant_types=["authorization_code", "client_credentials"]))
+    app = build_app(server(model, clock, network, dcr_client_credentials=True))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as http:
+        await refused(http, model, DOC_URL)
