@@ -229,6 +229,8 @@ class OAuthServerModel(ABC):
         anyway), then purged. Atomic across processes, as ``consume_*`` is: of concurrent
         callers exactly one gets True. A ``jti`` is no credential and is stored as given; longer
         than ``MAX_JTI_LENGTH`` it is a ``ValueError`` (the caller refuses the assertion).
+        ID-JAGs (``grants.jwt_bearer``) use the same verb with ``client_id`` = ``"id-jag "`` +
+        the identity provider's issuer: single use per provider, apart from every client.
         """
 
     # -- signing keys of JWT access tokens (RFC 9068): optional, see the module docstring ----

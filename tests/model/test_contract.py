@@ -159,6 +159,25 @@ async def test_a_grant_is_saved_once_and_only_with_its_own_code(model: OAuthServ
     assert await model.save_tokens(access("grant-1"), None) is False
 
 
+async def test_a_grant_without_a_code_holds_tokens_and_is_revoked_whole(model: OAuthServerModel) -> None:
+    """``save_grant``: a grant born at the token endpoint (client_credentials, ID-JAG) takes its
+    tokens, is listed, is revoked with them, is never saved twice, and is purged at expiry."""
+    machine = grant("grant-m", subject="client-1", expires_at=NOW + 3600)
+    await model.save_grant(machine)
+    token = access("grant-m", subject="client-1")
+    assert await model.save_tokens(token, None) is True
+    assert await model.list_grants(client_id="client-1") == [machine]
+    with pytest.raises((ValueError, IntegrityError)):
+        await model.save_grant(machine)
+    await model.revoke_grant("grant-m", NOW)
+    assert await model.get_access_token(token.token_digest) is None
+    assert await model.save_tokens(access("grant-m"), None) is False
+    with pytest.raises((ValueError, IntegrityError)):
+        await model.save_grant(machine)  # a revoked grant is never revived
+    assert await model.purge_expired(NOW + 3600) >= 1
+    assert await model.list_grants(client_id="client-1", include_revoked=True) == []
+
+
 async def test_unknown_keys(model: OAuthServerModel) -> None:
     unknown = digest()
     assert await model.get_client(unknown) is None

@@ -204,6 +204,18 @@ async def test_an_assertion_jti_is_used_once_per_client(model: OAuthServerModel)
     assert await model.consume_assertion_jti("client-", "a:jti-1", NOW + 60) is True
 
 
+async def test_an_id_jag_jti_is_used_once_per_identity_provider(model: OAuthServerModel) -> None:
+    """ID-JAGs (``grants.jwt_bearer``) share the verb under ``"id-jag " + issuer``: single use per
+    provider across processes, even under concurrency, and apart from any client's assertions
+    (a metadata-document client's id may be the provider's URL)."""
+    issuer = "https://idp.example.com"
+    results = await asyncio.gather(*(model.consume_assertion_jti("id-jag " + issuer, "jag-1", NOW + 60)
+                                     for _ in range(CONCURRENCY)))
+    assert sorted(results) == [False] * (CONCURRENCY - 1) + [True]
+    assert await model.consume_assertion_jti(issuer, "jag-1", NOW + 60) is True
+    assert await model.consume_assertion_jti("id-jag https://other.example.com", "jag-1", NOW + 60) is True
+
+
 async def test_an_assertion_jti_is_bounded(model: OAuthServerModel) -> None:
     longest = "j" * MAX_JTI_LENGTH
     assert await model.consume_assertion_jti("client-a", longest, NOW + 60) is True
