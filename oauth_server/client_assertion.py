@@ -176,7 +176,8 @@ async def verify(model: OAuthServerModel, keys: ClientKeys, client: Client, asse
     claims = _decode(assertion, str(alg), candidates, client.client_id)
     _check_claims(claims, client.client_id, audiences, now)
     try:
-        fresh = await model.consume_assertion_jti(client.client_id, claims["jti"], math.ceil(claims["exp"]))
+        # Kept as long as the assertion is accepted (exp + LEEWAY), so no purge opens a replay window.
+        fresh = await model.consume_assertion_jti(client.client_id, claims["jti"], math.ceil(claims["exp"]) + LEEWAY)
     except ValueError:
         raise InvalidClient("client assertion jti is too long") from None
     if not fresh:

@@ -133,10 +133,14 @@ def build_client(
     redirects = "authorization_code" in grant_types
     # RFC 7591 §2: redirect_uris are for redirect-based flows; a machine client has none.
     uris = _redirect_uris(metadata, settings) if redirects or metadata.get("redirect_uris") else ()
-    response_types = _string_list(metadata, "response_types", ("code",) if redirects else ())
-    if response_types != (("code",) if redirects else ()):
-        # RFC 7591 §2.1: "code" goes with authorization_code, and only with it.
-        raise InvalidClientMetadata("response_types must be ['code'] with authorization_code, else [] (RFC 7591 §2.1)")
+    response_types = _string_list(metadata, "response_types", ("code",))
+    if response_types not in (("code",), ()) or (redirects and response_types != ("code",)):
+        raise InvalidClientMetadata("response_types must be ['code'] (RFC 7591 §2.1)")
+    if not redirects:
+        # RFC 7591 §2.1: "code" goes with authorization_code only. SDK client models default
+        # response_types to ["code"] whatever the grant, so a machine client sending it is not
+        # refused: §3.2.1 lets the server substitute a suitable value, and returns it.
+        response_types = ()
     scope = _text(metadata, "scope", 1000)
     if scope is not None:
         unknown = set(scope.split()) - set(settings.scopes_supported)

@@ -201,9 +201,13 @@ async def test_dcr_client_credentials_when_enabled(model: MemoryOAuthServerModel
         public = await http.post("/register", json={"grant_types": ["client_credentials"],
                                                     "token_endpoint_auth_method": "none"})
         assert public.status_code == 400 and public.json()["error"] == "invalid_client_metadata"
-        code_only = await http.post("/register", json={"grant_types": ["client_credentials"],
-                                                       "response_types": ["code"]})
-        assert code_only.json()["error"] == "invalid_client_metadata"  # RFC 7591 §2.1
+        # RFC 7591 §2.1/§3.2.1: "code" goes with authorization_code only; the SDK's default is replaced.
+        sdk_default = await http.post("/register", json={"grant_types": ["client_credentials"],
+                                                         "response_types": ["code"]})
+        assert sdk_default.status_code == 201 and sdk_default.json()["response_types"] == []
+        token_response = await http.post("/register", json={"grant_types": ["client_credentials"],
+                                                            "response_types": ["token"]})
+        assert token_response.json()["error"] == "invalid_client_metadata"
 
 
 async def test_machine_client_cannot_authorize(http: httpx.AsyncClient, model: MemoryOAuthServerModel,

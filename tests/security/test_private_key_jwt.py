@@ -302,3 +302,19 @@ async def test_private_key_jwt_unknown_kid_refetches_at_most_once_a_minute(
     monotonic.advance(61)
     assert await attempt(new) == 400 and len(asked) == 2
     assert await attempt(old) == 400 and len(asked) == 2  # known kids come from the cache
+
+
+async def test_private_key_jwt_jti_remembered_while_the_assertion_is_accepted(
+    http: httpx.AsyncClient, server: AuthorizationServer, clock: FrozenClock
+) -> None:
+    """RFC 7523 §3 item 7: an assertion is accepted until ``exp`` plus the leeway, so its ``jti``
+    is kept that long: a purge just after ``exp`` must not open a replay window."""
+    signer = Signer()
+    client_id = await register_pkjwt(http, signer)
+    assertion = signer.assertion(client_id, clock.now, exp=int(clock.now) + 10)
+    first = await http.post("/token", data={**BAD_CODE, **auth(assertion)})
+    assert first.status_code == 400 and first.json()["error"] == "invalid_grant"  # authenticated
+    clock.advance(20)  # past exp, within the leeway
+    await server.purge_expired()
+    replay = await http.post("/token", data={**BAD_CODE, **auth(assertion)})
+    assert replay.status_code == 401 and replay.json()["error"] == "invalid_client"
