@@ -10,15 +10,19 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from oauth_server import MemoryOAuthServerModel, OAuthServer, OAuthServerSettings, TrustedIdentityProvider, clients
 from oauth_server.fetch import Fetcher, FetchPolicy
 from oauth_server.grants.identity_providers import as_is_subject
+from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel, metadata
 from tests.conftest import ISSUER, RESOURCE, SCOPES, build_app
 from tests.flows.identity_provider import IdentityProvider
 from tests.helpers import FrozenClock
@@ -212,21 +216,32 @@ async def test_id_jag_replayed_jti_refused(http: httpx.AsyncClient, idp: Identit
 
 
 async def test_id_jag_replay_refused_across_processes(
-    idp: IdentityProvider, network: Network, model: MemoryOAuthServerModel, client: dict[str, str],
-    clock: FrozenClock,
+    idp: IdentityProvider, network: Network, clock: FrozenClock, tmp_path: Path
 ) -> None:
-    """Two server processes sharing one model: the jti recorded by one (``consume_assertion_jti``)
-    refuses the assertion at the other. (The model contract suite proves the verb atomic on
-    SQLite and Postgres.)"""
-    jag = assertion(idp, client, clock)
+    """Two servers, each with its own SQLAlchemy model (own engine and pool, as two processes
+    have) on one database: the jti recorded through one (``consume_assertion_jti``) refuses the
+    assertion at the other. The contract suite proves the verb atomic on SQLite and Postgres."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'oauth.db'}"
+    engine = create_async_engine(url, poolclass=NullPool)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    await engine.dispose()
+    models = [SQLAlchemyOAuthServerModel(url), SQLAlchemyOAuthServerModel(url)]
+    client, secret = clients.build_client({"grant_types": [JWT_BEARER], "token_endpoint_auth_method":
+                                           "client_secret_post"}, settings(), int(clock.now))
+    await models[0].save_client(client)
+    creds = {"client_id": client.client_id, "client_secret": secret or ""}
+    jag = assertion(idp, creds, clock)
     answers = []
-    for _ in range(2):
+    for model in models:
         fetcher = network.fetcher()
         server = OAuthServer(model, settings(), clock=clock, identity_fetcher=fetcher)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(server)), base_url=ISSUER) as http:
-            answers.append(await exchange(http, client, jag))
+            answers.append(await exchange(http, creds, jag))
         await fetcher.aclose()
+        await model.close()
     assert [a.status_code for a in answers] == [200, 400]
+    assert answers[1].json()["error_description"] == "the assertion was already used"
 
 
 async def test_id_jag_wrong_resource_refused(http: httpx.AsyncClient, idp: IdentityProvider,
