@@ -16,8 +16,9 @@ goes to the log. The checks, in order:
   and the signature verifies with a key of its JWK Set (RFC 7523 §3 items 1 and 9);
 - ``aud`` is our issuer (ext-auth §5.1: "MUST identify the Issuer URL"; a trailing slash aside);
 - ``client_id`` is the authenticated client (ext-auth §5.1);
-- ``exp`` is not past and ``iat`` not in the future, with ``LEEWAY`` for clock skew (RFC 7523 §3
-  items 4 and 6); ``sub`` and ``jti`` are present;
+- ``exp`` is not past, nor more than ``MAX_LIFETIME`` ahead, and ``iat`` not in the future, with
+  ``LEEWAY`` for clock skew (RFC 7523 §3 items 4 and 6: the server "MAY reject JWTs with an exp
+  claim value that is unreasonably far in the future"); ``sub`` and ``jti`` are present;
 - ``resource`` names one of our resources, and a ``resource`` parameter, if sent, names the same
   one (RFC 8707 §2; ext-auth §4.3 makes the claim REQUIRED) (``invalid_target``);
 - the scope is the request's, within the assertion's ``scope`` and the client's registered scope
@@ -68,6 +69,9 @@ TYPES = ("oauth-id-jag+jwt", "application/oauth-id-jag+jwt")
 #: Clock skew allowed between the identity provider and us (RFC 7519 §4.1.4 "some small leeway").
 LEEWAY = 30
 MAX_ASSERTION_LENGTH = 16 * 1024
+#: An ID-JAG is short-lived (the ext-auth example: ``expires_in`` 300); its jti is kept until
+#: ``exp``, so a far ``exp`` would be a record kept for ever (or a number no column holds).
+MAX_LIFETIME = 3600
 #: ``consume_assertion_jti`` keeps jtis per issuer of the assertion; for client assertions that
 #: is the client_id, here the provider, under a prefix no client id has (ids are URL-safe
 #: tokens or https URLs, never containing a space).
@@ -167,6 +171,8 @@ def _check_claims(claims: Mapping[str, Any], ctx: GrantContext) -> None:
         raise InvalidGrant("the assertion must have numeric exp and iat")
     if exp <= ctx.now - LEEWAY:
         raise InvalidGrant("the assertion has expired")
+    if exp > ctx.now + MAX_LIFETIME + LEEWAY:
+        raise InvalidGrant(f"the assertion's exp must be at most {MAX_LIFETIME} seconds ahead")
     if max(iat, nbf) > ctx.now + LEEWAY:
         raise InvalidGrant("the assertion is not valid yet (iat or nbf in the future)")
     subject, jti = claims.get("sub"), claims.get("jti")

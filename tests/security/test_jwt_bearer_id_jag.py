@@ -190,10 +190,13 @@ async def test_id_jag_wrong_client_id_refused(http: httpx.AsyncClient, idp: Iden
 
 async def test_id_jag_expired_refused(http: httpx.AsyncClient, idp: IdentityProvider, client: dict[str, str],
                                       clock: FrozenClock) -> None:
-    """RFC 7523 §3 item 4: past ``exp`` (beyond 30 s of leeway) is refused; within it, accepted."""
+    """RFC 7523 §3 item 4: past ``exp`` (beyond 30 s of leeway) is refused; within it, accepted;
+    more than an hour ahead is refused (the server "MAY reject ... unreasonably far in the future")."""
     assert "expired" in await refused(http, client, assertion(idp, client, clock, exp=int(clock.now) - 31))
     assert (await exchange(http, client, assertion(idp, client, clock, exp=int(clock.now) - 29))).status_code == 200
     assert "exp" in await refused(http, client, assertion(idp, client, clock, exp=None))
+    for far in (int(clock.now) + 3700, 10**30, 1e300):  # "unreasonably far in the future": no 500 either
+        assert "exp" in await refused(http, client, assertion(idp, client, clock, exp=far))
 
 
 async def test_id_jag_future_iat_refused(http: httpx.AsyncClient, idp: IdentityProvider, client: dict[str, str],
