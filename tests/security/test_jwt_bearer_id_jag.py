@@ -361,3 +361,22 @@ async def test_id_jag_grant_advertised_and_registrable_when_enabled(http: httpx.
     assert registered.status_code == 201 and registered.json()["grant_types"] == [JWT_BEARER]
     public = await http.post("/register", json={"grant_types": [JWT_BEARER], "token_endpoint_auth_method": "none"})
     assert public.json()["error"] == "invalid_client_metadata"
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"algorithms": ("HS256",)}, "algorithms"),
+    ({"algorithms": ("none",)}, "algorithms"),
+    ({"algorithms": ()}, "algorithms"),
+    ({"jwks_uri": "http://idp.example.com/jwks.json"}, "https"),
+    ({"issuer": "https://idp.example.com#frag"}, "fragment"),
+    ({"issuer": "idp.example.com"}, "absolute"),
+])
+def test_trusted_provider_settings_refuse_what_cannot_be_safe(changes: dict[str, Any], message: str) -> None:
+    """RFC 8725 §3.1: no symmetric or ``none`` algorithm can be configured; keys over https
+    (plain http on localhost only); an issuer URL without fragment, so ``{iss}#{sub}`` is unambiguous."""
+    fields: dict[str, Any] = {"issuer": "https://idp.example.com", "jwks_uri": JWKS_URI, **changes}
+    with pytest.raises(ValueError, match=message):
+        TrustedIdentityProvider(**fields)
+    twice = TrustedIdentityProvider("https://idp.example.com", JWKS_URI)
+    with pytest.raises(ValueError, match="twice"):
+        settings(trusted_identity_providers=(twice, twice))
