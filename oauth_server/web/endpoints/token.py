@@ -1,4 +1,4 @@
-"""POST /token: authorization_code and refresh_token grants (RFC 6749 §3.2, OAuth 2.1 §3.2)."""
+"""POST /token: the grants of ``AuthorizationServer.grants`` (RFC 6749 §3.2, OAuth 2.1 §3.2)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from oauth_server.web.errors import NO_STORE
 from oauth_server.web.openapi import COMMON_ERRORS, form_body, json_errors
 
 TOKEN_FORM = form_body({
-    "grant_type": "authorization_code or refresh_token",
+    "grant_type": "authorization_code, refresh_token, client_credentials, or "
+                  "urn:ietf:params:oauth:grant-type:jwt-bearer (when identity providers are trusted)",
     "code": None,
     "redirect_uri": None,
     "code_verifier": "PKCE verifier (RFC 7636)",
     "refresh_token": None,
     "scope": None,
+    "assertion": "jwt-bearer: the identity provider's ID-JAG (RFC 7523 §2.1)",
     "resource": "RFC 8707 resource indicator",
     "client_id": None,
     "client_secret": None,
@@ -29,7 +31,7 @@ TOKEN_FORM = form_body({
 
 def add_routes(router: APIRouter, ctx: RouterContext) -> None:
     async def token(request: Request) -> Response:
-        """Exchange a code or a refresh token for tokens. Responses are never cached."""
+        """Exchange a grant (code, refresh token, client credentials, ID-JAG) for tokens. Never cached."""
         await ctx.limit("token", request)
         form = await read_form(request)
         try:
