@@ -10,6 +10,7 @@ from typing import Any
 
 from oauth_server import client_assertion, redirect_uris, tokens
 from oauth_server.errors import InvalidClient, InvalidClientMetadata, InvalidRedirectUri
+from oauth_server.grants.device_code import GRANT_TYPE as DEVICE_CODE
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.records import Client
 from oauth_server.settings import OAuthServerSettings
@@ -108,7 +109,6 @@ def build_client(
 
     Server-owned fields in ``metadata`` are ignored (RFC 7591 §3.2.1).
     """
-    uris = _redirect_uris(metadata, settings)
     method = metadata.get("token_endpoint_auth_method") or "client_secret_basic"  # RFC 7591 §2 default
     if method not in AUTH_METHODS:
         raise InvalidClientMetadata(
@@ -117,11 +117,18 @@ def build_client(
     # RFC 7591 §2 defaults grant_types to authorization_code; MCP clients expect refresh too.
     grant_types = _string_list(metadata, "grant_types", GRANT_TYPES)
     response_types = _string_list(metadata, "response_types", ("code",))
-    unknown = set(grant_types) - set(GRANT_TYPES)
+    # RFC 8628: a device client, public too (mcp-remote --device-code registers with none): the
+    # user approves every one of its requests on the verification page anyway (§5.4).
+    allowed = GRANT_TYPES + ((DEVICE_CODE,) if settings.device_authorization_grant else ())
+    unknown = set(grant_types) - set(allowed)
     if unknown:
         raise InvalidClientMetadata(f"unsupported grant_types: {', '.join(sorted(unknown))}")
-    if "authorization_code" not in grant_types:
-        raise InvalidClientMetadata("grant_types must include authorization_code")
+    if "authorization_code" not in grant_types and DEVICE_CODE not in grant_types:
+        raise InvalidClientMetadata("grant_types must include authorization_code"
+                                    + (f" or {DEVICE_CODE}" if settings.device_authorization_grant else ""))
+    # RFC 7591 §2: redirect URIs are for redirect-based flows; a device-only client may have none.
+    uris = (_redirect_uris(metadata, settings) if "authorization_code" in grant_types or metadata.get("redirect_uris")
+            else ())
     if response_types != ("code",):
         raise InvalidClientMetadata("response_types must be ['code'] (RFC 7591 §2.1)")
     scope = _text(metadata, "scope", 1000)

@@ -20,8 +20,9 @@ path, which binds only named parameters, runs these statements too.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, bindparam, func, literal_column, or_, select, update
+from sqlalchemy import BigInteger, String, bindparam, func, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import BindParameter
 
 from oauth_server.model.base import SLOW_DOWN_SECONDS
 from oauth_server.model.sqlalchemy.statements import _insert_from
@@ -30,9 +31,9 @@ from oauth_server.records import DEVICE_APPROVED, DEVICE_DENIED, DEVICE_PENDING
 
 _dev = device_authorizations.c
 _NOW = bindparam("now", type_=BigInteger)
-_KEY = bindparam("key")
-_PENDING, _APPROVED, _DENIED = (literal_column(f"'{status}'") for status in (DEVICE_PENDING, DEVICE_APPROVED,
-                                                                               DEVICE_DENIED))
+_KEY: BindParameter[str] = bindparam("key")
+_PENDING, _APPROVED, _DENIED = (literal_column(f"'{status}'", String)
+                                for status in (DEVICE_PENDING, DEVICE_APPROVED, DEVICE_DENIED))
 
 #: ``INSERT ... ON CONFLICT DO NOTHING``: a user code already stored inserts nothing (rowcount 0).
 SAVE_DEVICE = sqlite.insert(device_authorizations).on_conflict_do_nothing()

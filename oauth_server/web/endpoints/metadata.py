@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from oauth_server.client_assertion import SIGNING_ALGORITHMS
 from oauth_server.clients import AUTH_METHODS
+from oauth_server.grants.device_code import GRANT_TYPE as DEVICE_CODE
 from oauth_server.scopes import resource_scopes
 from oauth_server.web.context import RouterContext
 
@@ -42,6 +43,9 @@ def authorization_server_metadata(ctx: RouterContext) -> dict[str, Any]:
     doc["token_endpoint_auth_signing_alg_values_supported"] = list(SIGNING_ALGORITHMS)
     doc["revocation_endpoint_auth_signing_alg_values_supported"] = list(SIGNING_ALGORITHMS)
     doc["introspection_endpoint_auth_signing_alg_values_supported"] = list(SIGNING_ALGORITHMS)
+    if settings.device_authorization_grant:  # RFC 8628 §4
+        doc["device_authorization_endpoint"] = ctx.endpoint_url("device_authorization")
+        doc["grant_types_supported"].append(DEVICE_CODE)
     if settings.dynamic_client_registration:
         doc["registration_endpoint"] = ctx.endpoint_url("register")
     if ctx.server.signing is not None:
