@@ -12,6 +12,7 @@ import collections
 import hashlib
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -58,7 +59,7 @@ async def http(server: OAuthServer) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def approved_tokens(http: httpx.AsyncClient, client_id: str) -> tuple[dict[str, object], dict[str, object]]:
+async def approved_tokens(http: httpx.AsyncClient, client_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     started_ = await started(http, client_id)
     assert (await decide(http, started_["user_code"], "approve")).status_code == 200
     response = await poll(http, client_id, started_["device_code"])
