@@ -85,6 +85,7 @@ def server_settings(settings: ExampleSettings) -> OAuthServerSettings:
         client_id_metadata_documents=settings.cimd,
         cimd_allow_loopback=settings.cimd_allow_loopback,
         cimd_ca_bundle=str(Path(settings.cimd_ca_bundle).expanduser()) if settings.cimd_ca_bundle else None,
+        device_authorization_grant=settings.device_flow,
     )
 
 

@@ -100,6 +100,8 @@ class ExampleSettings:
     cimd_allow_loopback: bool = False
     #: A PEM CA bundle that replaces the default trust store for metadata document fetches.
     cimd_ca_bundle: str | None = None
+    #: The RFC 8628 device authorization grant (``/device_authorization``, the page ``/device``).
+    device_flow: bool = True
 
     @property
     def issuer_url(self) -> str:
@@ -129,7 +131,8 @@ class ExampleSettings:
         defaults = ExampleSettings()
         names = {"access_token_format": "ACCESS_TOKEN_FORMAT", "key_encryption_secret": "KEY_ENCRYPTION_SECRET",
                  "signing_key_file": "SIGNING_KEY_FILE", "resource_urls": "RESOURCE_URLS", "cimd": "CIMD",
-                 "cimd_allow_loopback": "CIMD_ALLOW_LOOPBACK", "cimd_ca_bundle": "CIMD_CA_BUNDLE"}
+                 "cimd_allow_loopback": "CIMD_ALLOW_LOOPBACK", "cimd_ca_bundle": "CIMD_CA_BUNDLE",
+                 "device_flow": "DEVICE_FLOW"}
         return [variable for name, variable in names.items() if getattr(self, name) != getattr(defaults, name)]
 
     def __post_init__(self) -> None:
@@ -175,8 +178,8 @@ class ExampleSettings:
         ``ACCESS_TOKEN_LIFETIME``, ``PURGE_INTERVAL``, ``ACCESS_TOKEN_FORMAT``,
         ``KEY_ENCRYPTION_SECRET``, ``SIGNING_KEY_FILE``, ``SIGNING_KEY_PROPAGATION``,
         ``RESOURCE_URLS``, ``AUTH_ISSUER``, ``AUTH_ALLOW_LOOPBACK``,
-        ``AUTH_JWKS_REFETCH_INTERVAL``, ``CIMD``, ``CIMD_ALLOW_LOOPBACK`` and ``CIMD_CA_BUNDLE``;
-        unset or empty means the default."""
+        ``AUTH_JWKS_REFETCH_INTERVAL``, ``CIMD``, ``CIMD_ALLOW_LOOPBACK``, ``CIMD_CA_BUNDLE`` and
+        ``DEVICE_FLOW``; unset or empty means the default."""
         env = os.environ if env is None else env
         defaults = cls()
 
@@ -222,4 +225,5 @@ class ExampleSettings:
             cimd=_flag(env, "CIMD", defaults.cimd),
             cimd_allow_loopback=_flag(env, "CIMD_ALLOW_LOOPBACK", defaults.cimd_allow_loopback),
             cimd_ca_bundle=get("CIMD_CA_BUNDLE", "") or None,
+            device_flow=_flag(env, "DEVICE_FLOW", defaults.device_flow),
         )
