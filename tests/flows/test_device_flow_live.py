@@ -50,7 +50,7 @@ class Device:
 
 
 async def user_decides(verification_uri_complete: str, decision: str, username: str = "demo",
-                       password: str = "demo") -> httpx.Response:
+                       password: str = "demo", client_name: str = "Living-room MCP device") -> httpx.Response:
     """A browser: open the link from the device, submit the pre-filled code, sign in and decide."""
     async with httpx.AsyncClient(timeout=10) as browser:
         entry = await browser.get(verification_uri_complete)
@@ -59,7 +59,7 @@ async def user_decides(verification_uri_complete: str, decision: str, username: 
         action = str(entry.url.copy_with(query=None))
         prefilled = entry.text.split('name="user_code" value="', 1)[1].split('"', 1)[0]
         confirm = await browser.post(action, data={**fields, "user_code": prefilled})
-        assert confirm.status_code == 200 and "Living-room MCP device" in confirm.text, confirm.text
+        assert confirm.status_code == 200 and client_name in confirm.text, confirm.text
         return await browser.post(action, data={**form_fields(confirm.text), "decision": decision,
                                                 "username": username, "password": password})
 
