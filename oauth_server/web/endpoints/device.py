@@ -132,7 +132,7 @@ def add_routes(router: APIRouter, ctx: RouterContext) -> None:
                          responses=json_errors(400, 401, *COMMON_ERRORS), openapi_extra=DEVICE_AUTHORIZATION_FORM)
     router.add_api_route(page_path, verification_page, methods=["GET"], tags=["consent"],
                          summary="Device verification page (RFC 8628 §3.3)", response_class=HTMLResponse,
-                         responses=json_errors(*COMMON_ERRORS),
+                         responses={**json_errors(*COMMON_ERRORS), **html_errors(400)},
                          openapi_extra=query({"user_code": "Pre-fills the form; never approves"}))
     router.add_api_route(page_path, verify, methods=["POST"], tags=["consent"],
                          summary="Device verification: look a code up, or decide on it", response_class=HTMLResponse,
