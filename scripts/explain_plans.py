@@ -114,7 +114,8 @@ def _grant_rows(grant: int) -> dict[str, dict[str, Any]]:
         "device": {"device_code_digest": secrets.token_hex(32), "user_code_digest": secrets.token_hex(32),
                    "client_id": common["client_id"], "scopes": common["scopes"], "resource": common["resource"],
                    "expires_at": expires, "poll_interval": 5, "last_polled_at": None,
-                   "status": "approved" if grant % 2 else "pending", "subject": common["subject"] if grant % 2 else None,
+                   "status": "approved" if grant % 2 else "pending",
+                   "subject": common["subject"] if grant % 2 else None,
                    "grant_id": grant_id if grant % 2 else None, "consumed_at": None},
     }
 

@@ -6,8 +6,8 @@ lookups, the code consume, the issuance statements (which lock the grant row), t
 grant of the client, by index), ``replace_client``, ``list_grants`` by subject or client,
 ``retire_signing_key``, the RFC 8628 device verbs and the ``purge_expired`` batches must show
 an Index Scan, Index Only Scan, Bitmap Index Scan (or, for a batch keyed by two columns, a Tid
-Scan after one) and no Seq Scan, in both the custom and the generic (prepared statement) plan. ``scripts/explain_plans.py`` does the work and
-writes the same plans into ``docs/query-plans.md``.
+Scan after one) and no Seq Scan, in both the custom and the generic (prepared statement) plan.
+``scripts/explain_plans.py`` does the work and writes the same plans into ``docs/query-plans.md``.
 """
 
 from __future__ import annotations
