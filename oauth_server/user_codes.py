@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import secrets
 
-from oauth_server import tokens
-
 ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
 LENGTH = 8
 #: What a person may type around the characters: dashes and white space, ignored.
@@ -49,9 +47,3 @@ def normalize(typed: str) -> str | None:
     if len(code) != LENGTH or any(char not in ALPHABET for char in code):
         return None
     return code
-
-
-def digest(typed_or_normalized: str) -> str | None:
-    """The stored digest of a code as typed (None if it cannot be a code)."""
-    code = normalize(typed_or_normalized)
-    return None if code is None else tokens.digest(code)
