@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,10 @@ async def test_mcp_remote_device_code_signs_in_through_the_page_and_calls_whoami
             await process.wait()
     whoami = json.loads(called["result"]["content"][0]["text"])
     assert whoami["user"] == "demo" and "mcp:tools" in whoami["scopes"]
+    with sqlite3.connect(tmp_path / "example.db") as db:  # what mcp-remote registered as
+        (grant_types, method), = db.execute("SELECT grant_types, token_endpoint_auth_method FROM oauth_clients")
+    assert json.loads(grant_types) == ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"]
+    assert method == "none"
 
 
 async def _verification_link(stderr: asyncio.StreamReader, seen: list[str]) -> str:
