@@ -16,10 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
-from oauth_server import MemoryOAuthServerModel, OAuthServer, OAuthServerSettings, user_codes
+from oauth_server import MemoryOAuthServerModel, OAuthServer, OAuthServerSettings, mcp_auth_router, user_codes
 from oauth_server.records import DEVICE_PENDING
-from tests.conftest import ISSUER, RESOURCE, SCOPES, build_app
+from tests.conftest import ISSUER, RESOURCE, SCOPES, build_app, signed_in_user
 from tests.device_helpers import (
     DEVICE_GRANT,
     decide,
@@ -369,3 +370,20 @@ async def test_registration_and_metadata_follow_the_setting(http: httpx.AsyncCli
         assert response.status_code == 400 and response.json()["error"] == "invalid_client_metadata"
         assert (await other.post("/device_authorization", data={"client_id": "x"})).status_code in (404, 405)
         assert (await other.get("/device")).status_code in (404, 405)
+
+
+async def test_user_scopes_narrow_the_device_grant(model: MemoryOAuthServerModel, clock: FrozenClock) -> None:
+    """As for a code: the grant holds only the scopes this user may grant (``user_scopes``); a user
+    who may grant none of them is told so and the request stays pending."""
+    roles = {"alice": ("mcp:tools",), "nobody": ()}
+    app = FastAPI()
+    app.include_router(mcp_auth_router(OAuthServer(model, device_settings(), clock=clock), get_user=signed_in_user,
+                                       user_scopes=lambda subject: roles[subject]))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ISSUER) as http:
+        client_id, _ = await register_device_client(http)
+        body = await started(http, client_id, scope="mcp:tools mcp:admin")
+        refused = await decide(http, body["user_code"], "approve", **{"x-test-user": "nobody"})
+        assert refused.status_code == 403 and "may not grant" in refused.text
+        assert (await decide(http, body["user_code"], "approve", **{"x-test-user": "alice"})).status_code == 200
+        tokens = await poll(http, client_id, body["device_code"])
+        assert tokens.json()["scope"] == "mcp:tools"
