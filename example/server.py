@@ -87,6 +87,7 @@ def server_settings(settings: ExampleSettings) -> OAuthServerSettings:
         cimd_ca_bundle=str(Path(settings.cimd_ca_bundle).expanduser()) if settings.cimd_ca_bundle else None,
         dcr_client_credentials=settings.dcr_client_credentials,
         trusted_identity_providers=identity_providers(settings),
+        device_authorization_grant=settings.device_flow,
     )
 
 

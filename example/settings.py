@@ -107,6 +107,8 @@ class ExampleSettings:
     idjag_issuer: str | None = None
     idjag_jwks_uri: str | None = None
     idjag_allow_loopback: bool = False
+    #: The RFC 8628 device authorization grant (``/device_authorization``, the page ``/device``).
+    device_flow: bool = True
 
     @property
     def issuer_url(self) -> str:
@@ -137,7 +139,8 @@ class ExampleSettings:
         names = {"access_token_format": "ACCESS_TOKEN_FORMAT", "key_encryption_secret": "KEY_ENCRYPTION_SECRET",
                  "signing_key_file": "SIGNING_KEY_FILE", "resource_urls": "RESOURCE_URLS", "cimd": "CIMD",
                  "cimd_allow_loopback": "CIMD_ALLOW_LOOPBACK", "cimd_ca_bundle": "CIMD_CA_BUNDLE",
-                 "dcr_client_credentials": "DCR_CLIENT_CREDENTIALS", "idjag_issuer": "IDJAG_ISSUER"}
+                 "dcr_client_credentials": "DCR_CLIENT_CREDENTIALS", "idjag_issuer": "IDJAG_ISSUER",
+                 "device_flow": "DEVICE_FLOW"}
         return [variable for name, variable in names.items() if getattr(self, name) != getattr(defaults, name)]
 
     def __post_init__(self) -> None:
@@ -186,8 +189,8 @@ class ExampleSettings:
         ``KEY_ENCRYPTION_SECRET``, ``SIGNING_KEY_FILE``, ``SIGNING_KEY_PROPAGATION``,
         ``RESOURCE_URLS``, ``AUTH_ISSUER``, ``AUTH_ALLOW_LOOPBACK``,
         ``AUTH_JWKS_REFETCH_INTERVAL``, ``CIMD``, ``CIMD_ALLOW_LOOPBACK``, ``CIMD_CA_BUNDLE``,
-        ``DCR_CLIENT_CREDENTIALS``, ``IDJAG_ISSUER``, ``IDJAG_JWKS_URI`` and
-        ``IDJAG_ALLOW_LOOPBACK``; unset or empty means the default."""
+        ``DCR_CLIENT_CREDENTIALS``, ``IDJAG_ISSUER``, ``IDJAG_JWKS_URI``, ``IDJAG_ALLOW_LOOPBACK``
+        and ``DEVICE_FLOW``; unset or empty means the default."""
         env = os.environ if env is None else env
         defaults = cls()
 
@@ -237,4 +240,5 @@ class ExampleSettings:
             idjag_issuer=get("IDJAG_ISSUER", "") or None,
             idjag_jwks_uri=get("IDJAG_JWKS_URI", "") or None,
             idjag_allow_loopback=_flag(env, "IDJAG_ALLOW_LOOPBACK", defaults.idjag_allow_loopback),
+            device_flow=_flag(env, "DEVICE_FLOW", defaults.device_flow),
         )

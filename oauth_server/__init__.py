@@ -12,7 +12,15 @@ import typing
 from oauth_server.errors import OAuthError, StorageUnavailable
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.model.memory import MemoryOAuthServerModel
-from oauth_server.records import AccessToken, AuthorizationCode, Client, Grant, PendingAuthorization, RefreshToken
+from oauth_server.records import (
+    AccessToken,
+    AuthorizationCode,
+    Client,
+    DeviceAuthorization,
+    Grant,
+    PendingAuthorization,
+    RefreshToken,
+)
 from oauth_server.server import AuthorizationServer
 from oauth_server.settings import OAuthServerSettings, TrustedIdentityProvider
 
@@ -58,6 +66,7 @@ __all__ = [
     "AuthorizationServer",
     "BearerAuthMiddleware",
     "Client",
+    "DeviceAuthorization",
     "Grant",
     "IssuerConfig",
     "LocalVerifier",

@@ -10,6 +10,7 @@ from typing import Any
 
 from oauth_server import client_assertion, redirect_uris, tokens
 from oauth_server.errors import InvalidClient, InvalidClientMetadata, InvalidRedirectUri
+from oauth_server.grants.device_code import GRANT_TYPE as DEVICE_CODE
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.records import Client
 from oauth_server.settings import OAuthServerSettings
@@ -129,7 +130,8 @@ def build_client(
         )
     if allow_jwt_bearer is None:
         allow_jwt_bearer = bool(settings.trusted_identity_providers)
-    grant_types = _grant_types(metadata, method, allow_client_credentials, allow_jwt_bearer)
+    grant_types = _grant_types(metadata, method, allow_client_credentials, allow_jwt_bearer,
+                               settings.device_authorization_grant)
     redirects = "authorization_code" in grant_types
     # RFC 7591 §2: redirect_uris are for redirect-based flows; a machine client has none.
     uris = _redirect_uris(metadata, settings) if redirects or metadata.get("redirect_uris") else ()
@@ -208,17 +210,21 @@ def _client_keys(metadata: Mapping[str, Any], method: str) -> tuple[str | None, 
 
 
 def _grant_types(metadata: Mapping[str, Any], method: str, allow_client_credentials: bool,
-                 allow_jwt_bearer: bool) -> tuple[str, ...]:
+                 allow_jwt_bearer: bool, allow_device_code: bool) -> tuple[str, ...]:
     """RFC 7591 §2 ``grant_types``: ones this server offers this registrant, at least one that
-    obtains tokens, and the confidential-only grants only for a client that authenticates."""
+    obtains tokens, and the confidential-only grants only for a client that authenticates.
+
+    RFC 8628: a device client may be public (mcp-remote ``--device-code`` registers with
+    ``none``): the user approves every one of its requests on the verification page (§5.4)."""
     grant_types = _string_list(metadata, "grant_types", GRANT_TYPES)
     offered = {*GRANT_TYPES, *((CLIENT_CREDENTIALS,) if allow_client_credentials else ()),
-               *((JWT_BEARER,) if allow_jwt_bearer else ())}
+               *((JWT_BEARER,) if allow_jwt_bearer else ()), *((DEVICE_CODE,) if allow_device_code else ())}
     unknown = set(grant_types) - offered
     if unknown:
         raise InvalidClientMetadata(f"unsupported grant_types: {', '.join(sorted(unknown))}")
-    if not set(grant_types) & set(PRIMARY_GRANTS):
-        raise InvalidClientMetadata(f"grant_types must include one of {', '.join(PRIMARY_GRANTS)}")
+    primary = (*PRIMARY_GRANTS, *((DEVICE_CODE,) if allow_device_code else ()))
+    if not set(grant_types) & set(primary):
+        raise InvalidClientMetadata(f"grant_types must include one of {', '.join(primary)}")
     if method == "none" and set(grant_types) & set(CONFIDENTIAL_GRANTS):
         raise InvalidClientMetadata("client_credentials and jwt-bearer need a confidential client "
                                     "(token_endpoint_auth_method other than none)")

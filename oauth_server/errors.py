@@ -82,6 +82,30 @@ class AccessDenied(OAuthError):
     status_code = 403
 
 
+class AuthorizationPending(OAuthError):
+    """RFC 8628 §3.5: the user has not decided yet; the device polls again after the interval."""
+
+    error = "authorization_pending"
+
+
+class SlowDown(OAuthError):
+    """RFC 8628 §3.5: polled sooner than the interval; it grows by 5 seconds from now on."""
+
+    error = "slow_down"
+
+
+class ExpiredToken(OAuthError):
+    """RFC 8628 §3.5: the device code has expired; the device may start a new authorization."""
+
+    error = "expired_token"
+
+
+class DeviceAccessDenied(OAuthError):
+    """RFC 8628 §3.5: the user denied the device authorization (a token endpoint error: 400)."""
+
+    error = "access_denied"
+
+
 class InvalidRedirectUri(OAuthError):
     """RFC 7591 §3.2.2."""
 

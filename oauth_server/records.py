@@ -156,3 +156,32 @@ class SigningKey:
     activates_at: int
     retires_at: int | None = None
     expires_at: int | None = None
+
+
+#: ``DeviceAuthorization.status`` values: set once, from pending, by the user's decision.
+DEVICE_PENDING, DEVICE_APPROVED, DEVICE_DENIED = "pending", "approved", "denied"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceAuthorization:
+    """An RFC 8628 device authorization: from /device_authorization until the device's tokens.
+
+    Both codes are stored as digests. Pending until the signed-in user approves or denies on the
+    verification page; an approval stores the user's ``subject``, the granted ``scopes`` (until
+    then: the requested ones) and the new grant's ``grant_id``. ``consumed_at`` is set once, when
+    the device redeems it; the record stays until ``expires_at`` so that a replay is recognised.
+    """
+
+    device_code_digest: str
+    user_code_digest: str
+    client_id: str
+    scopes: tuple[str, ...]
+    resource: str
+    expires_at: int
+    #: RFC 8628 §3.5: seconds the device must wait between polls; grows by 5 with each slow_down.
+    poll_interval: int
+    last_polled_at: int | None = None
+    status: str = DEVICE_PENDING
+    subject: str | None = None
+    grant_id: str | None = None
+    consumed_at: int | None = None

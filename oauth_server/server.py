@@ -21,10 +21,12 @@ from oauth_server import (
     client_management,
     clients,
     consent,
+    device_authorization,
     housekeeping,
     introspection,
     jwt_access,
     tokens,
+    user_codes,
 )
 from oauth_server.errors import (
     AccessDenied,
@@ -118,7 +120,7 @@ class AuthorizationServer:
                               fetcher=identity_fetcher, clock=clock)
             if settings.trusted_identity_providers else None)
         #: grant_type -> handler: what /token accepts and metadata advertises.
-        self.grants = dispatch.grant_table(self.identity_providers)
+        self.grants = dispatch.grant_table(self.identity_providers, device=settings.device_authorization_grant)
 
     def now(self) -> int:
         return int(self.clock())
@@ -295,6 +297,57 @@ class AuthorizationServer:
         if failure.redirect_uri is None:
             return None
         return consent.error_redirect(self.settings, failure.redirect_uri, failure.error, failure.state)
+
+    # -- device authorization grant (RFC 8628) -----------------------------------------------
+    async def start_device_authorization(self, client: Client, params: Params) -> dict[str, Any]:
+        """RFC 8628 §3.1-§3.2: ``/device_authorization`` after client authentication."""
+        if not self.settings.device_authorization_grant:
+            raise UnauthorizedClient("the device authorization grant is not enabled")
+        return await device_authorization.start(self.model, self.settings, client, params, self.now())
+
+    async def open_device_request(self, user_code: str, browser_secret: str | None,
+                                  form_token: str | None) -> device_authorization.DeviceRequest:
+        """The verification page's lookup of a code typed into its entry form (RFC 8628 §3.3).
+
+        Anything but a pending, unexpired code of an existing client is the same ``InvalidRequest``.
+        """
+        if not device_authorization.form_is_genuine(browser_secret, form_token):
+            raise ConsentForbidden("the form is not valid for this browser; reload the page")
+        code, record = await device_authorization.find(self.model, user_code, self.now())
+        try:
+            client = await self._client(record.client_id)
+        except InvalidClient:
+            client = None
+        if client is None:
+            raise InvalidRequest(device_authorization.INVALID_CODE)
+        return device_authorization.DeviceRequest(code, record, client)
+
+    async def check_device_form(self, user_code: str, browser_secret: str | None,
+                                form_token: str | None) -> device_authorization.DeviceForm:
+        """The anti-forgery check of a posted decision: this browser, this code."""
+        code = user_codes.normalize(user_code) or ""
+        if not device_authorization.form_is_genuine(browser_secret, form_token, code):
+            raise ConsentForbidden("the form is not valid for this browser and code; reload the page")
+        request = await self.open_device_request(
+            code, browser_secret, device_authorization.entry_token(browser_secret or ""))
+        return device_authorization.DeviceForm(request)
+
+    async def approve_device(self, form: device_authorization.DeviceForm, subject: str, *,
+                             allowed_scopes: Collection[str] | None = None,
+                             selected_scopes: Collection[str] | None = None) -> None:
+        """The signed-in user approved: a grant for them, which the device's next poll redeems."""
+        if not subject:
+            raise ValueError("subject is required")
+        record = form.request.record
+        scopes = device_authorization.granted_scopes(record, allowed_scopes, selected_scopes)
+        grant = device_authorization.new_grant(self.settings, record, subject, scopes, self.now())
+        if not await self.model.approve_device_authorization(record.user_code_digest, self.now(), grant):
+            raise InvalidRequest(device_authorization.INVALID_CODE)
+
+    async def deny_device(self, form: device_authorization.DeviceForm) -> None:
+        """The user denied: the device's next poll gets ``access_denied`` (RFC 8628 §3.5)."""
+        if not await self.model.deny_device_authorization(form.request.record.user_code_digest, self.now()):
+            raise InvalidRequest(device_authorization.INVALID_CODE)
 
     # -- token endpoint -------------------------------------------------------------------
     async def token(self, client: Client, params: Params) -> dict[str, Any]:

@@ -129,6 +129,14 @@ class OAuthServerSettings:
     #: Exact host names whose documents are refused.
     cimd_denied_hosts: tuple[str, ...] = ()
 
+    #: RFC 8628 device authorization grant: ``/device_authorization``, the verification page
+    #: (``/device``) and ``urn:ietf:params:oauth:grant-type:device_code`` at the token endpoint.
+    device_authorization_grant: bool = False
+    #: Seconds a device code and its user code stay valid (RFC 8628 §3.2 ``expires_in``).
+    device_code_lifetime: int = 600
+    #: Seconds a device waits between polls (RFC 8628 §3.2 ``interval``; its default is 5).
+    device_poll_interval: int = 5
+
     def __post_init__(self) -> None:
         _check_url("issuer_url", self.issuer_url)
         _check_url("resource_server_url", self.resource_server_url)
@@ -169,6 +177,10 @@ class OAuthServerSettings:
             raise ValueError("trusted_identity_providers names an issuer twice")
         if not 0 <= self.cimd_cache_min <= 86_400:
             raise ValueError("cimd_cache_min must be between 0 and 86400 seconds")
+        if not 10 <= self.device_code_lifetime <= 3600:
+            raise ValueError("device_code_lifetime must be between 10 and 3600 seconds")
+        if not 1 <= self.device_poll_interval <= 60:
+            raise ValueError("device_poll_interval must be between 1 and 60 seconds")
 
     @property
     def secure_cookies(self) -> bool:

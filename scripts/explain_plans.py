@@ -38,6 +38,14 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import UpdateBase
 
 from oauth_server.model.sqlalchemy.client_statements import DELETE_CLIENT_POSTGRES, LIST_GRANTS, REPLACE_CLIENT
+from oauth_server.model.sqlalchemy.device_statements import (
+    APPROVE_DEVICE_POSTGRES,
+    CONSUME_DEVICE,
+    DENY_DEVICE,
+    GET_DEVICE,
+    POLL_ON_TIME,
+    POLL_TOO_SOON,
+)
 from oauth_server.model.sqlalchemy.statements import (
     CONSUME_CODE,
     GET_ACCESS_TOKEN,
@@ -53,6 +61,7 @@ from oauth_server.model.sqlalchemy.tables import (
     assertion_jtis,
     authorization_codes,
     clients,
+    device_authorizations,
     grants,
     metadata,
     pending_authorizations,
@@ -101,6 +110,13 @@ def _grant_rows(grant: int) -> dict[str, dict[str, Any]]:
         "access": {**common, "token_digest": secrets.token_hex(32)},
         "refresh": {**common, "token_digest": secrets.token_hex(32), "grant_expires_at": expires + 86400,
                     "rotated_at": None, "granted_scopes": ("mcp:tools",)},
+        # RFC 8628: one device authorization per grant, half of them approved into it.
+        "device": {"device_code_digest": secrets.token_hex(32), "user_code_digest": secrets.token_hex(32),
+                   "client_id": common["client_id"], "scopes": common["scopes"], "resource": common["resource"],
+                   "expires_at": expires, "poll_interval": 5, "last_polled_at": None,
+                   "status": "approved" if grant % 2 else "pending",
+                   "subject": common["subject"] if grant % 2 else None,
+                   "grant_id": grant_id if grant % 2 else None, "consumed_at": None},
     }
 
 
@@ -108,7 +124,7 @@ async def fill(conn: AsyncConnection, count: int = GRANTS) -> dict[str, dict[str
     """Insert ``count`` grants, ``ANALYZE``, and return one grant's rows to look up."""
     rows = [_grant_rows(grant) for grant in range(count)]
     tables = {"grant": grants, "pending": pending_authorizations, "code": authorization_codes,
-              "access": access_tokens, "refresh": refresh_tokens}
+              "access": access_tokens, "refresh": refresh_tokens, "device": device_authorizations}
     for kind, table in tables.items():
         await conn.execute(insert(table), [row[kind] for row in rows])
     await conn.execute(insert(clients), [_client_row(number) for number in range(count)])
@@ -200,6 +216,20 @@ async def collect(url: str) -> list[Plan]:
                               {**grant, **new_pair, "key": sample["refresh"]["token_digest"]}),
                 await explain(conn, "retire_signing_key", RETIRE_SIGNING_KEY,
                               {"key": kid, "retires_at": NOW, "expires_at": NOW + 3600}),
+            ]
+            device = sample["device"]
+            decision = {"key": device["user_code_digest"], "now": NOW,
+                        **_prefixed("g_", {**sample["grant"], "grant_id": secrets.token_urlsafe(16)})}
+            plans += [
+                await explain(conn, "get_device_authorization", GET_DEVICE, {"key": device["user_code_digest"]}),
+                await explain(conn, "approve_device_authorization", APPROVE_DEVICE_POSTGRES, decision),
+                await explain(conn, "deny_device_authorization", DENY_DEVICE, decision),
+                await explain(conn, "poll_device_authorization (on time)", POLL_ON_TIME,
+                              {"key": device["device_code_digest"], "now": NOW}),
+                await explain(conn, "poll_device_authorization (too soon)", POLL_TOO_SOON,
+                              {"key": device["device_code_digest"], "now": NOW}),
+                await explain(conn, "consume_device_authorization", CONSUME_DEVICE,
+                              {"key": device["device_code_digest"], "now": NOW}),
             ]
             for number, statement in enumerate(REVOKE_GRANT, 1):
                 name = f"revoke_grant ({number}/{len(REVOKE_GRANT)}): {_table(statement)}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from oauth_server.errors import InvalidRequest, InvalidTarget, UnsupportedGrantType
-from oauth_server.grants import authorization_code, client_credentials, jwt_bearer, refresh_token
+from oauth_server.grants import authorization_code, client_credentials, device_code, jwt_bearer, refresh_token
 from oauth_server.grants.identity_providers import IdentityProviders
 from oauth_server.grants.issue import GrantContext, Issuance
 from oauth_server.params import Params, single
@@ -45,14 +45,22 @@ async def _client_credentials(ctx: GrantContext, params: Params) -> Issuance:
     return await client_credentials.handle(ctx, params)
 
 
-def grant_table(identity_providers: IdentityProviders | None) -> dict[str, GrantHandler]:
+async def _device_code(ctx: GrantContext, params: Params) -> Issuance:
+    # Compared with the grant's resource after the device code is consumed, so a mismatch burns it.
+    return await device_code.redeem(ctx, single(params, "device_code") or "", requested_resource(params))
+
+
+def grant_table(identity_providers: IdentityProviders | None, *, device: bool = False) -> dict[str, GrantHandler]:
     """The grants this server offers: always the code, refresh and client credentials grants
-    (the last only to clients registered for it); the ID-JAG grant when providers are trusted."""
+    (the last only to clients registered for it); the device grant (RFC 8628) when ``device``;
+    the ID-JAG grant when providers are trusted."""
     table: dict[str, GrantHandler] = {
         "authorization_code": _authorization_code,
         "refresh_token": _refresh_token,
         client_credentials.GRANT_TYPE: _client_credentials,
     }
+    if device:
+        table[device_code.GRANT_TYPE] = _device_code
     if identity_providers is not None:
         providers = identity_providers
 

@@ -1,11 +1,11 @@
 """The storage interface: what a user implements for their own database.
 
-Rules every implementation keeps (the contract suite in ``tests/model/test_contract.py`` and
-``test_contract_clients.py`` checks them): credentials arrive already hashed and are looked up
-by digest; ``consume_*`` and ``rotate_*`` are atomic and single-use even under concurrency (a
-refresh token's grace window, ``reuse_after``, is the one asked-for exception); ``get_*`` may
-return expired records (the server checks expiry against its own clock) and returns None for
-unknown keys.
+Rules every implementation keeps (the contract suite in ``tests/model/test_contract.py``,
+``test_contract_clients.py`` and ``test_contract_device.py`` checks them): credentials arrive
+already hashed and are looked up by digest; ``consume_*`` and ``rotate_*`` are atomic and
+single-use even under concurrency (a refresh token's grace window, ``reuse_after``, is the one
+asked-for exception); ``get_*`` may return expired records (the server checks expiry against its
+own clock) and returns None for unknown keys.
 
 Every code and token belongs to a ``Grant``. Revoking a grant marks it and removes every code
 and token of it; issuing tokens checks the mark in the same atomic step as it stores them. So
@@ -26,6 +26,8 @@ The signing-key methods are the one optional part: a server with JWT access toke
 ``signing_keys`` in its settings generates and rotates its own keys, and keeps them here so that
 every process signs with, and publishes, the same ones. Their defaults raise
 ``NotImplementedError``, so a model written before them keeps working until it is asked to.
+The device-authorization methods (RFC 8628) are optional the same way: needed only with
+``device_authorization_grant`` on.
 """
 
 from __future__ import annotations
@@ -37,14 +39,23 @@ from oauth_server.records import (
     AccessToken,
     AuthorizationCode,
     Client,
+    DeviceAuthorization,
     Grant,
     PendingAuthorization,
     RefreshToken,
     SigningKey,
 )
 
+#: RFC 8628 §3.5: each ``slow_down`` adds this many seconds to a device code's polling interval.
+SLOW_DOWN_SECONDS = 5
+
 #: RFC 7519 §4.1.7 leaves a ``jti``'s length open; a replay cache must not store unbounded text.
 MAX_JTI_LENGTH = 256
+
+_NO_DEVICE_FLOW = (
+    "the device authorization grant (RFC 8628): this model does not store device authorizations; "
+    "implement save_/get_/approve_/deny_/poll_/consume_device_authorization or leave the grant off"
+)
 
 _NO_SIGNING_KEYS = (
     "JWT access tokens with managed keys: this model does not store signing keys; pass signing_keys=... to "
@@ -95,8 +106,8 @@ class OAuthServerModel(ABC):
         As ``revoke_grant`` does for each of its grants: marks it revoked at ``now`` (a grant
         already revoked keeps its first time), removes its codes and tokens, and makes any
         ``save_tokens`` or ``rotate_refresh_token`` racing this store nothing; the client's
-        pending authorizations go too. So once this returns, no credential issued to the client
-        works, in this process or another. Returns True if the client existed; its grants are
+        pending and device authorizations go too. So once this returns, no credential issued
+        to the client works, in this process or another. Returns True if the client existed; its grants are
         ended either way. Concurrent deletions, and a ``revoke_grant`` of one of its grants,
         must not fail (no deadlock).
         """
@@ -219,6 +230,60 @@ class OAuthServerModel(ABC):
         (no deadlock between them).
         """
 
+    # -- device authorizations (RFC 8628) ---------------------------------------------------
+    # Abstract neither: a model written before them keeps working while the grant is off.
+    async def save_device_authorization(self, record: DeviceAuthorization) -> bool:
+        """Insert a new pending device authorization.
+
+        Returns False, storing nothing, if a stored record (expired or not, until purged)
+        already has ``record.user_code_digest``: user codes are short, so they can collide, and
+        the server then draws another. In SQL one ``INSERT ... ON CONFLICT DO NOTHING`` on a
+        unique ``user_code_digest``, so two processes drawing the same code cannot both store it.
+        """
+        raise NotImplementedError(_NO_DEVICE_FLOW)
+
+    async def get_device_authorization(self, user_code_digest: str) -> DeviceAuthorization | None:
+        """The record with this user code, whatever its state (the verification page's lookup)."""
+        raise NotImplementedError(_NO_DEVICE_FLOW)
+
+    async def approve_device_authorization(self, user_code_digest: str, now: int, grant: Grant) -> bool:
+        """The user approved: store ``grant`` and make the record approved, atomically.
+
+        Only a record that is pending and unexpired (``expires_at > now``) changes: its
+        ``status`` becomes approved, ``subject``, ``scopes`` and ``grant_id`` become the
+        grant's, and the grant is inserted in the same step (one statement, or a transaction
+        that starts with the update). Returns False, storing nothing, otherwise: of concurrent
+        decisions on one code exactly one succeeds.
+        """
+        raise NotImplementedError(_NO_DEVICE_FLOW)
+
+    async def deny_device_authorization(self, user_code_digest: str, now: int) -> bool:
+        """The user denied: only a pending, unexpired record becomes denied (atomic, as approving
+        is); False otherwise. A denied record can never be consumed."""
+        raise NotImplementedError(_NO_DEVICE_FLOW)
+
+    async def poll_device_authorization(self, device_code_digest: str,
+                                        now: int) -> tuple[DeviceAuthorization, bool] | None:
+        """Record a poll of the token endpoint at ``now``; the record after it, and whether the
+        poll came on time. None for an unknown device code.
+
+        On time: the first poll, or ``now >= last_polled_at + poll_interval``. A poll that is
+        not on time adds ``SLOW_DOWN_SECONDS`` to ``poll_interval`` (RFC 8628 §3.5 ``slow_down``:
+        "for this and all subsequent requests"). Either way ``last_polled_at`` becomes ``now``.
+        Atomic: of concurrent polls at one ``now`` at most one is on time. The record is
+        returned whatever its state (consumed, denied, expired): the server decides.
+        """
+        raise NotImplementedError(_NO_DEVICE_FLOW)
+
+    async def consume_device_authorization(self, device_code_digest: str, now: int) -> DeviceAuthorization | None:
+        """Mark an approved, unexpired, unconsumed record consumed at ``now`` and return it.
+
+        Atomic and single use, as ``consume_authorization_code``: of any number of concurrent
+        callers exactly one gets the record; a pending, denied, expired or already consumed
+        one gives None.
+        """
+        raise NotImplementedError(_NO_DEVICE_FLOW)
+
     # -- client assertions (RFC 7523, private_key_jwt) ---------------------------------------
     @abstractmethod
     async def consume_assertion_jti(self, client_id: str, jti: str, expires_at: int) -> bool:
@@ -274,7 +339,7 @@ class OAuthServerModel(ABC):
         Expired means ``expires_at <= now`` (for grants too, revoked or not; for assertion
         ``jti``s too; for clients, an expired secret, so a metadata-document client, whose
         secret never expires, stays until deleted; for signing keys, one retired with an
-        ``expires_at``: None is never).
+        ``expires_at``: None is never; for device authorizations, whatever their state).
         Consumed codes and rotated refresh tokens are kept until they expire, so that replay is
         still detected while they could have been valid. A model without signing keys has none
         to purge.

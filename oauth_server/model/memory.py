@@ -19,12 +19,16 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from oauth_server.errors import StorageUnavailable
-from oauth_server.model.base import OAuthServerModel, check_jti, check_page
+from oauth_server.model.base import SLOW_DOWN_SECONDS, OAuthServerModel, check_jti, check_page
 from oauth_server.model.memory_expiry import ExpiryHeap
 from oauth_server.records import (
+    DEVICE_APPROVED,
+    DEVICE_DENIED,
+    DEVICE_PENDING,
     AccessToken,
     AuthorizationCode,
     Client,
+    DeviceAuthorization,
     Grant,
     PendingAuthorization,
     RefreshToken,
@@ -32,7 +36,7 @@ from oauth_server.records import (
 )
 
 #: Store numbers in the expiry heap's ``stores``.
-PENDING, CODES, ACCESS_TOKENS, REFRESH_TOKENS, CLIENTS, GRANTS, SIGNING_KEYS, JTIS = range(8)
+PENDING, CODES, ACCESS_TOKENS, REFRESH_TOKENS, CLIENTS, GRANTS, SIGNING_KEYS, JTIS, DEVICES = range(9)
 
 
 def _jti_key(client_id: str, jti: str) -> str:
@@ -59,13 +63,16 @@ class MemoryOAuthServerModel(OAuthServerModel):
         self.signing_keys: dict[str, SigningKey] = {}
         #: ``_jti_key(client_id, jti)`` -> expires_at of the assertion.
         self.assertion_jtis: dict[str, int] = {}
+        #: RFC 8628 device authorizations by device code digest, and user code digest -> device code digest.
+        self.devices: dict[str, DeviceAuthorization] = {}
+        self.device_user_codes: dict[str, str] = {}
         #: grant_id -> digests of its codes and tokens.
         self.credentials: defaultdict[str, set[str]] = defaultdict(set)
         self._clock: Callable[[], float] = time.time
         self._writes = 0
         stores: tuple[dict[str, object], ...] = (
             self.pending, self.codes, self.access_tokens, self.refresh_tokens, self.clients,  # type: ignore[assignment]
-            self.grants, self.signing_keys, self.assertion_jtis)
+            self.grants, self.signing_keys, self.assertion_jtis, self.devices)
         self._expiry = ExpiryHeap(stores)
 
     def use_clock(self, clock: Callable[[], float]) -> None:
@@ -75,7 +82,7 @@ class MemoryOAuthServerModel(OAuthServerModel):
     # -- bookkeeping ----------------------------------------------------------------------
     def _count(self) -> int:
         return (len(self.pending) + len(self.codes) + len(self.access_tokens) + len(self.refresh_tokens)
-                + len(self.grants) + len(self.assertion_jtis))
+                + len(self.grants) + len(self.assertion_jtis) + len(self.devices))
 
     def _track(self, store: int, key: str, expires_at: int | None) -> None:
         self._expiry.track(store, key, expires_at, self._count() + len(self.clients))
@@ -118,6 +125,8 @@ class MemoryOAuthServerModel(OAuthServerModel):
             self._revoke(grant_id, now)
         for digest in [digest for digest, pending in self.pending.items() if pending.client_id == client_id]:
             del self.pending[digest]
+        for digest in [digest for digest, device in self.devices.items() if device.client_id == client_id]:
+            self._forget_credential(digest, self.devices.pop(digest))
         return self.clients.pop(client_id, None) is not None
 
     async def list_clients(self, limit: int = 100, after: str | None = None) -> list[Client]:
@@ -250,6 +259,65 @@ class MemoryOAuthServerModel(OAuthServerModel):
         self._track(JTIS, key, expires_at)
         return True
 
+    # -- device authorizations (RFC 8628) ----------------------------------------------------
+    async def save_device_authorization(self, record: DeviceAuthorization) -> bool:
+        self._before_write()  # first: its purge may free the user code of an expired record
+        if record.user_code_digest in self.device_user_codes or record.device_code_digest in self.devices:
+            return False
+        self.devices[record.device_code_digest] = record
+        self.device_user_codes[record.user_code_digest] = record.device_code_digest
+        self._track(DEVICES, record.device_code_digest, record.expires_at)
+        return True
+
+    async def get_device_authorization(self, user_code_digest: str) -> DeviceAuthorization | None:
+        device_digest = self.device_user_codes.get(user_code_digest)
+        return None if device_digest is None else self.devices.get(device_digest)
+
+    def _pending_device(self, user_code_digest: str, now: int) -> DeviceAuthorization | None:
+        record = self.devices.get(self.device_user_codes.get(user_code_digest, ""))
+        if record is None or record.status != DEVICE_PENDING or record.expires_at <= now:
+            return None
+        return record
+
+    async def approve_device_authorization(self, user_code_digest: str, now: int, grant: Grant) -> bool:
+        record = self._pending_device(user_code_digest, now)
+        if record is None:
+            return False
+        if grant.grant_id in self.grants:
+            raise ValueError(f"grant {grant.grant_id} already exists")  # as the primary key does in SQL
+        self._before_write()
+        self.grants[grant.grant_id] = grant
+        self._track(GRANTS, grant.grant_id, grant.expires_at)
+        self.devices[record.device_code_digest] = dataclasses.replace(
+            record, status=DEVICE_APPROVED, subject=grant.subject, scopes=grant.scopes, grant_id=grant.grant_id)
+        return True
+
+    async def deny_device_authorization(self, user_code_digest: str, now: int) -> bool:
+        record = self._pending_device(user_code_digest, now)
+        if record is None:
+            return False
+        self.devices[record.device_code_digest] = dataclasses.replace(record, status=DEVICE_DENIED)
+        return True
+
+    async def poll_device_authorization(self, device_code_digest: str,
+                                        now: int) -> tuple[DeviceAuthorization, bool] | None:
+        record = self.devices.get(device_code_digest)
+        if record is None:
+            return None
+        on_time = record.last_polled_at is None or now >= record.last_polled_at + record.poll_interval
+        interval = record.poll_interval if on_time else record.poll_interval + SLOW_DOWN_SECONDS
+        record = self.devices[device_code_digest] = dataclasses.replace(
+            record, last_polled_at=now, poll_interval=interval)
+        return record, on_time
+
+    async def consume_device_authorization(self, device_code_digest: str, now: int) -> DeviceAuthorization | None:
+        record = self.devices.get(device_code_digest)
+        if (record is None or record.status != DEVICE_APPROVED or record.consumed_at is not None
+                or record.expires_at <= now):
+            return None
+        record = self.devices[device_code_digest] = dataclasses.replace(record, consumed_at=now)
+        return record
+
     # -- signing keys (RFC 9068) ------------------------------------------------------------
     # A handful, written at each rotation: not counted against max_records, which bounds what
     # clients can make the server store. Their expiry goes on the heap like any other.
@@ -279,7 +347,11 @@ class MemoryOAuthServerModel(OAuthServerModel):
         return self._expiry.purge(now, batch, self._forget_credential)
 
     def _forget_credential(self, key: str, record: object) -> None:
-        """A purged code or token leaves its grant's index too."""
+        """A purged code or token leaves its grant's index too; a device authorization its user code."""
+        if isinstance(record, DeviceAuthorization):
+            if self.device_user_codes.get(record.user_code_digest) == key:
+                del self.device_user_codes[record.user_code_digest]
+            return
         if isinstance(record, (AuthorizationCode, AccessToken, RefreshToken)):
             keys = self.credentials.get(record.grant_id)
             if keys is not None:

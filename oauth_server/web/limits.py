@@ -31,6 +31,11 @@ DEFAULT_LIMITS = {
     "token_client": "120/minute",
     "revoke": "120/minute",
     "introspect": "600/minute",  # resource servers introspect on every uncached request
+    # RFC 8628: requests for device codes, and typed user codes (§5.1 brute force: SECURITY.md
+    # works out the odds) per IP and per browser session or signed-in user.
+    "device_authorization": "60/minute",
+    "device_verify": "20/minute",
+    "device_verify_session": "10/minute",
 }
 
 

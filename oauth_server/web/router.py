@@ -20,6 +20,7 @@ from oauth_server.web.endpoints import (
     authorize,
     client_management,
     consent,
+    device,
     introspect,
     jwks,
     metadata,
@@ -112,12 +113,15 @@ def mcp_auth_router(
     client_management.add_routes(router, ctx)
     authorize.add_routes(router, ctx)
     consent.add_routes(router, ctx)
+    device.add_routes(router, ctx)
     token.add_routes(router, ctx)
     revoke.add_routes(router, ctx)
     introspect.add_routes(router, ctx)
     jwks.add_routes(router, ctx)
     cors.add_method_not_allowed(router, ctx.path("authorize"), "GET, HEAD, POST")
     cors.add_method_not_allowed(router, ctx.consent_path, "GET, HEAD, POST")
+    if server.settings.device_authorization_grant:
+        cors.add_method_not_allowed(router, ctx.path("device"), "GET, HEAD, POST")
     for name in CORS_PATHS:
         cors.add_preflight(router, ctx.path(name), "POST")
     cors.add_preflight(router, f"/.well-known/oauth-authorization-server{ctx.base_path}", "GET")

@@ -53,6 +53,7 @@ async def test_example_by_default_refuses_machine_registration(tmp_path: Path) -
         response = await http.post("/register", json={"grant_types": ["client_credentials"]})
         assert response.status_code == 400 and response.json()["error"] == "invalid_client_metadata"
         doc = (await http.get("/.well-known/oauth-authorization-server")).json()
-        assert doc["grant_types_supported"] == ["authorization_code", "refresh_token", "client_credentials"]
+        assert doc["grant_types_supported"] == ["authorization_code", "refresh_token", "client_credentials",
+                                                 "urn:ietf:params:oauth:grant-type:device_code"]
         response = await http.post("/token", data={"grant_type": JWT_BEARER, "assertion": "x", "client_id": "nobody"})
         assert response.status_code == 401  # unknown client first; the grant itself is unsupported here

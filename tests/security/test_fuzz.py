@@ -16,7 +16,7 @@ from tests.conftest import ISSUER, SCOPES, signed_in_user
 
 server = OAuthServer(MemoryOAuthServerModel(), OAuthServerSettings(
     issuer_url=ISSUER, resource_server_url=f"{ISSUER}/mcp", authorization_url=f"{ISSUER}/consent",
-    scopes_supported=SCOPES,
+    scopes_supported=SCOPES, device_authorization_grant=True,
 ))
 
 

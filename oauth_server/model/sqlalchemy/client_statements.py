@@ -36,6 +36,7 @@ from oauth_server.model.sqlalchemy.tables import (
     GRANT_TABLES,
     assertion_jtis,
     clients,
+    device_authorizations,
     grants,
     pending_authorizations,
 )
@@ -58,6 +59,7 @@ def _delete_client(*, postgres: bool) -> tuple[Any, ...]:
         *(delete(table).where(table.c.grant_id == any_(func.array(of_client.scalar_subquery())) if postgres
                               else table.c.grant_id.in_(of_client)) for table in GRANT_TABLES),
         delete(pending_authorizations).where(_pending.client_id == bindparam("client")),
+        delete(device_authorizations).where(device_authorizations.c.client_id == bindparam("client")),
         delete(clients).where(_clients.client_id == bindparam("client")),
     )
 

@@ -15,7 +15,8 @@ How it keeps the contract of :class:`~oauth_server.model.base.OAuthServerModel`:
   transaction that ends with its ``pg_notify``); on SQLite the writes of several rows are
   transactions that start with a write.
 * Three layers, one module each: ``runner.py`` (engines, caches, running statements),
-  ``client_verbs.py`` (clients, listings, assertion jtis), this module (the authorization flow:
+  ``client_verbs.py`` (clients, listings, assertion jtis), ``device_verbs.py`` (RFC 8628 device
+  authorizations), this module (the authorization flow:
   pending requests, codes, tokens, revocation, signing keys, purging).
 * Core statements, no ORM session: no identity map or unit of work on the hot path.
 * Every public method goes through ``failures.storage`` or ``failures.read``: an unreachable
@@ -28,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 from oauth_server.model.sqlalchemy.client_verbs import ClientVerbs
+from oauth_server.model.sqlalchemy.device_verbs import DeviceVerbs
 from oauth_server.model.sqlalchemy.failures import read, storage
 from oauth_server.model.sqlalchemy.notices import notice
 from oauth_server.model.sqlalchemy.statements import (
@@ -71,7 +73,7 @@ from oauth_server.records import (
 )
 
 
-class SQLAlchemyOAuthServerModel(ClientVerbs):
+class SQLAlchemyOAuthServerModel(ClientVerbs, DeviceVerbs):
     """Records in SQL tables (``oauth_*``), on Postgres (asyncpg) or SQLite (aiosqlite).
 
     Args:

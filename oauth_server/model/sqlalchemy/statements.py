@@ -67,6 +67,7 @@ from oauth_server.model.sqlalchemy.tables import (
     assertion_jtis,
     authorization_codes,
     clients,
+    device_authorizations,
     grants,
     pending_authorizations,
     refresh_tokens,
@@ -221,6 +222,9 @@ def purge_statements(*, postgres: bool) -> tuple[Delete, ...]:
         _purge(signing_keys, _keys.expires_at, _keys.expires_at <= bindparam("now"), postgres=postgres),
         # After its expiry the assertion is refused anyway: its jti need not be remembered.
         _purge(assertion_jtis, _jtis.expires_at, _jtis.expires_at <= bindparam("now"), postgres=postgres),
+        # RFC 8628: past its expiry a device code is refused whatever its state (a replay too).
+        _purge(device_authorizations, device_authorizations.c.expires_at,
+               device_authorizations.c.expires_at <= bindparam("now"), postgres=postgres),
     )
 
 

@@ -24,6 +24,9 @@ Why these choices:
   key, so of two processes inserting the same pair exactly one succeeds; kept until
   ``expires_at`` (indexed, for ``purge_expired``). Pending authorizations are indexed by
   ``client_id`` too, so deleting a client (RFC 7592 §2.3) removes its requests by index.
+* RFC 8628 device authorizations: keyed by the device code's digest (each poll is one
+  primary-key ``UPDATE``), the user code's digest unique (the verification page's lookup, and
+  the arbiter of a collision between two fresh codes), indexed by ``client_id`` and ``expires_at``.
 
 The alembic revision in ``migrations/versions`` creates exactly this schema; a test compares them.
 """
@@ -34,7 +37,7 @@ import dataclasses
 import json
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Dialect, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Dialect, Integer, MetaData, String, Table, Text
 from sqlalchemy.types import TypeDecorator
 
 #: Deterministic constraint and index names, so migrations can name what they drop.
@@ -205,6 +208,29 @@ assertion_jtis = Table(
     # Bounded by the model (base.MAX_JTI_LENGTH) rather than by the column: one rule everywhere.
     Column("jti", Text, primary_key=True),
     _epoch("expires_at", index=True),
+)
+
+device_authorizations = Table(
+    "oauth_device_authorizations",
+    metadata,
+    # RFC 8628 §3.2: both codes stored as digests; the device code is the key the device polls by.
+    _digest("device_code_digest", primary_key=True),
+    # The verification page looks a typed user code up by digest; unique, so a collision of two
+    # freshly drawn codes is refused by the database (the server draws again).
+    Column("user_code_digest", String(DIGEST_LENGTH), nullable=False, unique=True),
+    Column("client_id", Text, nullable=False, index=True),
+    Column("scopes", StringTuple, nullable=False),
+    Column("resource", Text, nullable=False),
+    _epoch("expires_at", index=True),
+    # RFC 8628 §3.5: seconds between polls, grown by each slow_down; the last poll's time.
+    Column("poll_interval", Integer, nullable=False),
+    _epoch("last_polled_at", nullable=True),
+    # pending -> approved | denied, once, only while unexpired.
+    Column("status", String(16), nullable=False),
+    Column("subject", Text),
+    Column("grant_id", String(64)),
+    # Set once by consume_device_authorization, kept until expiry so a replay is seen.
+    _epoch("consumed_at", nullable=True),
 )
 
 #: The tables holding grant-bound credentials, which ``revoke_grant`` clears.

@@ -43,6 +43,8 @@ def authorization_server_metadata(ctx: RouterContext) -> dict[str, Any]:
     doc["token_endpoint_auth_signing_alg_values_supported"] = list(SIGNING_ALGORITHMS)
     doc["revocation_endpoint_auth_signing_alg_values_supported"] = list(SIGNING_ALGORITHMS)
     doc["introspection_endpoint_auth_signing_alg_values_supported"] = list(SIGNING_ALGORITHMS)
+    if settings.device_authorization_grant:  # RFC 8628 §4
+        doc["device_authorization_endpoint"] = ctx.endpoint_url("device_authorization")
     if settings.dynamic_client_registration:
         doc["registration_endpoint"] = ctx.endpoint_url("register")
     if ctx.server.signing is not None:

@@ -19,6 +19,7 @@ TOKEN_FORM = form_body({
     "redirect_uri": None,
     "code_verifier": "PKCE verifier (RFC 7636)",
     "refresh_token": None,
+    "device_code": "RFC 8628 §3.4, with grant_type urn:ietf:params:oauth:grant-type:device_code",
     "scope": None,
     "assertion": "jwt-bearer: the identity provider's ID-JAG (RFC 7523 §2.1)",
     "resource": "RFC 8707 resource indicator",
