@@ -94,6 +94,8 @@ class OAuthServerSettings:
     cimd_allowed_hosts: tuple[str, ...] | None = None
     #: Exact host names whose documents are refused.
     cimd_denied_hosts: tuple[str, ...] = ()
+    #: Seconds a stored audit event is kept (``SQLAuditSink``); ``purge_expired`` deletes older ones.
+    audit_retention: int = 7_776_000
 
     def __post_init__(self) -> None:
         _check_url("issuer_url", self.issuer_url)
@@ -132,6 +134,8 @@ class OAuthServerSettings:
             raise ValueError("cimd_fetches_per_host_per_minute must be positive")
         if not 0 <= self.cimd_cache_min <= 86_400:
             raise ValueError("cimd_cache_min must be between 0 and 86400 seconds")
+        if self.audit_retention <= 0:
+            raise ValueError("audit_retention must be positive")
 
     @property
     def secure_cookies(self) -> bool:

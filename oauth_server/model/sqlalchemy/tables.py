@@ -24,6 +24,10 @@ Why these choices:
   key, so of two processes inserting the same pair exactly one succeeds; kept until
   ``expires_at`` (indexed, for ``purge_expired``). Pending authorizations are indexed by
   ``client_id`` too, so deleting a client (RFC 7592 §2.3) removes its requests by index.
+* Audit events (``oauth_server.audit``) are rows of their own, written only by the optional SQL
+  sink: an integer key in insertion order, the common fields as indexed columns (an operator
+  asks "what happened to this grant, this user, this client"), the kind's own fields as one
+  JSON text, and ``time`` indexed for the retention purge.
 
 The alembic revision in ``migrations/versions`` creates exactly this schema; a test compares them.
 """
@@ -34,7 +38,7 @@ import dataclasses
 import json
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Dialect, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Dialect, Integer, MetaData, String, Table, Text
 from sqlalchemy.types import TypeDecorator
 
 #: Deterministic constraint and index names, so migrations can name what they drop.
@@ -205,6 +209,20 @@ assertion_jtis = Table(
     # Bounded by the model (base.MAX_JTI_LENGTH) rather than by the column: one rule everywhere.
     Column("jti", Text, primary_key=True),
     _epoch("expires_at", index=True),
+)
+
+audit_events = Table(
+    "oauth_audit_events",
+    metadata,
+    # SQLite numbers rows only through an INTEGER PRIMARY KEY; elsewhere 64 bits.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _epoch("time", index=True),
+    Column("kind", String(64), nullable=False),
+    Column("client_id", Text, index=True),
+    Column("subject", Text, index=True),
+    Column("grant_id", String(64), index=True),
+    # The kind's own fields (oauth_server.audit.events), a JSON object; never a credential.
+    Column("details", Text, nullable=False),
 )
 
 #: The tables holding grant-bound credentials, which ``revoke_grant`` clears.
