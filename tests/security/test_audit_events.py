@@ -186,8 +186,8 @@ async def flow_with_attacks(http: httpx.AsyncClient) -> list[str]:
     updated = (await http.put(path, headers=headers, json={**rs.body, "client_name": "Renamed"})).json()
     await http.delete(path, headers=headers)
     found: list[Any] = [rs.client_secret, rs.body["registration_access_token"],
-                        client.body["registration_access_token"], code, updated.get("client_secret"), *tokens.values(), *second.values(), *new.values(),
-                        *third.values()]
+                        client.body["registration_access_token"], code, updated.get("client_secret"),
+                        *tokens.values(), *second.values(), *new.values(), *third.values()]
     return [c for c in found if isinstance(c, str) and len(c) >= 32]
 
 
