@@ -100,6 +100,11 @@ class ExampleSettings:
     cimd_allow_loopback: bool = False
     #: A PEM CA bundle that replaces the default trust store for metadata document fetches.
     cimd_ca_bundle: str | None = None
+    #: Store audit events in the database (``oauth_audit_events``) instead of logging them as
+    #: JSON lines on stderr.
+    audit_sql: bool = False
+    #: Seconds stored audit events are kept; the periodic purge deletes older ones.
+    audit_retention: int = 7_776_000
 
     @property
     def issuer_url(self) -> str:
@@ -139,6 +144,8 @@ class ExampleSettings:
             raise SettingsError(f"KEY_ENCRYPTION_SECRET must be at least 32 bytes; make one with: {SECRET_HINT}")
         if self.signing_key_propagation < 0:
             raise SettingsError("SIGNING_KEY_PROPAGATION must be >= 0 seconds")
+        if self.audit_retention <= 0:
+            raise SettingsError("AUDIT_RETENTION must be > 0 seconds")
         if self.auth_jwks_refetch_interval <= 0:
             # 0 would let every token with an invented kid cost a fetch from the issuer.
             raise SettingsError("AUTH_JWKS_REFETCH_INTERVAL must be > 0 seconds")
@@ -175,8 +182,8 @@ class ExampleSettings:
         ``ACCESS_TOKEN_LIFETIME``, ``PURGE_INTERVAL``, ``ACCESS_TOKEN_FORMAT``,
         ``KEY_ENCRYPTION_SECRET``, ``SIGNING_KEY_FILE``, ``SIGNING_KEY_PROPAGATION``,
         ``RESOURCE_URLS``, ``AUTH_ISSUER``, ``AUTH_ALLOW_LOOPBACK``,
-        ``AUTH_JWKS_REFETCH_INTERVAL``, ``CIMD``, ``CIMD_ALLOW_LOOPBACK`` and ``CIMD_CA_BUNDLE``;
-        unset or empty means the default."""
+        ``AUTH_JWKS_REFETCH_INTERVAL``, ``CIMD``, ``CIMD_ALLOW_LOOPBACK``, ``CIMD_CA_BUNDLE``,
+        ``AUDIT_SQL`` and ``AUDIT_RETENTION``; unset or empty means the default."""
         env = os.environ if env is None else env
         defaults = cls()
 
@@ -222,4 +229,6 @@ class ExampleSettings:
             cimd=_flag(env, "CIMD", defaults.cimd),
             cimd_allow_loopback=_flag(env, "CIMD_ALLOW_LOOPBACK", defaults.cimd_allow_loopback),
             cimd_ca_bundle=get("CIMD_CA_BUNDLE", "") or None,
+            audit_sql=_flag(env, "AUDIT_SQL", defaults.audit_sql),
+            audit_retention=integer("AUDIT_RETENTION", defaults.audit_retention),
         )
