@@ -201,3 +201,10 @@ async def test_audit_failing_hook_never_fails_a_request(
     assert revoked.status_code == 200
     failures = [r for r in caplog.records if "audit hook failed" in r.getMessage()]
     assert len(failures) == 6 and all(r.exc_info for r in failures)
+
+
+def test_audit_retention_must_be_positive() -> None:
+    """``audit_retention`` is seconds; 0 or less would purge every stored event at once."""
+    with pytest.raises(ValueError, match="audit_retention"):
+        settings(audit_retention=0)
+    assert settings().audit_retention == 90 * 86_400
