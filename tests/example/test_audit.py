@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from example.server import server_settings
+from example.server import log_audit_lines, server_settings
 from example.settings import ExampleSettings, SettingsError
-from oauth_server.audit import SQLAuditSink
+from oauth_server.audit import ClientDeleted, RateLimitHit, SQLAuditSink, log_event
 from tests.example.conftest import StartExample
 
 CLIENT = {"redirect_uris": ["http://127.0.0.1:33418/callback"], "token_endpoint_auth_method": "none",
@@ -50,3 +50,20 @@ async def test_audit_default_is_a_json_line(start_example: StartExample, caplog:
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "oauth_server.audit"]
     assert [(line["event"], line["client_id"]) for line in lines] == [
         ("client_registered", registered.json()["client_id"])]
+
+
+def test_audit_lines_are_bare_json_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    """``main`` without AUDIT_SQL: each event is one line that parses alone (no time/level prefix)."""
+    audit = logging.getLogger("oauth_server.audit")
+    before = (list(audit.handlers), audit.level, audit.propagate)
+    try:
+        log_audit_lines()
+        log_event(ClientDeleted(time=1, client_id="c"))
+        log_event(RateLimitHit(time=2, limit="token", key="127.0.0.1", retry_after=3))
+    finally:
+        for handler in audit.handlers[len(before[0]):]:
+            audit.removeHandler(handler)
+        audit.setLevel(before[1])
+        audit.propagate = before[2]
+    lines = capsys.readouterr().err.splitlines()
+    assert [json.loads(line)["event"] for line in lines] == ["client_deleted", "rate_limit_hit"]
