@@ -27,6 +27,7 @@ from example.resource_server import create_resource_server_app
 from example.settings import ExampleSettings, SettingsError
 from example.users import ALL_SCOPES, UserStore
 from oauth_server import OAuthServer, OAuthServerSettings, RateLimits, TrustedIdentityProvider, mcp_auth_router
+from oauth_server.audit import EventHook, SQLAuditSink, log_event
 from oauth_server.keys import SigningKeyError
 
 logger = logging.getLogger("example")
@@ -88,6 +89,7 @@ def server_settings(settings: ExampleSettings) -> OAuthServerSettings:
         dcr_client_credentials=settings.dcr_client_credentials,
         trusted_identity_providers=identity_providers(settings),
         device_authorization_grant=settings.device_flow,
+        audit_retention=settings.audit_retention,
     )
 
 
@@ -100,6 +102,16 @@ def identity_providers(settings: ExampleSettings) -> tuple[TrustedIdentityProvid
                                     allow_loopback=settings.idjag_allow_loopback),)
 
 
+def log_audit_lines() -> None:
+    """Audit events as bare JSON lines on stderr (no time/level prefix: each line parses alone)."""
+    audit = logging.getLogger("oauth_server.audit")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    audit.addHandler(handler)
+    audit.setLevel(logging.INFO)
+    audit.propagate = False
+
+
 def create_app(settings: ExampleSettings) -> FastAPI:
     """The whole example as an ASGI app (the tests run it under uvicorn on a free port); only
     the MCP server when ``AUTH_ISSUER`` names another issuer."""
@@ -107,7 +119,9 @@ def create_app(settings: ExampleSettings) -> FastAPI:
         return create_resource_server_app(settings)
     oauth_settings = server_settings(settings)  # refuses bad settings before anything is opened
     model = make_model(settings.database_url)
-    server = OAuthServer(model, oauth_settings)
+    # AUDIT_SQL=on: rows of oauth_audit_events on the same database, purged after AUDIT_RETENTION.
+    on_event: EventHook = SQLAuditSink(model) if settings.audit_sql else log_event
+    server = OAuthServer(model, oauth_settings, on_event=on_event)
     users = UserStore.demo(settings.demo_username, settings.demo_password)
     mcp, mcp_endpoint = mcp_route(settings, server)
 
@@ -193,6 +207,8 @@ def main() -> None:
         if settings.resource_server_only and settings.authorization_server_variables():
             logger.warning("AUTH_ISSUER makes this a resource server only; ignoring %s",
                            ", ".join(settings.authorization_server_variables()))
+        if not settings.audit_sql:
+            log_audit_lines()
         app = create_app(settings)
     except ValueError as exc:  # SettingsError, and OAuthServerSettings' own checks
         print(f"error: {exc}", file=sys.stderr, flush=True)

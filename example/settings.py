@@ -109,6 +109,11 @@ class ExampleSettings:
     idjag_allow_loopback: bool = False
     #: The RFC 8628 device authorization grant (``/device_authorization``, the page ``/device``).
     device_flow: bool = True
+    #: Store audit events in the database (``oauth_audit_events``) instead of logging them as
+    #: JSON lines on stderr.
+    audit_sql: bool = False
+    #: Seconds stored audit events are kept; the periodic purge deletes older ones.
+    audit_retention: int = 7_776_000
 
     @property
     def issuer_url(self) -> str:
@@ -150,6 +155,8 @@ class ExampleSettings:
             raise SettingsError(f"KEY_ENCRYPTION_SECRET must be at least 32 bytes; make one with: {SECRET_HINT}")
         if self.signing_key_propagation < 0:
             raise SettingsError("SIGNING_KEY_PROPAGATION must be >= 0 seconds")
+        if self.audit_retention <= 0:
+            raise SettingsError("AUDIT_RETENTION must be > 0 seconds")
         if self.auth_jwks_refetch_interval <= 0:
             # 0 would let every token with an invented kid cost a fetch from the issuer.
             raise SettingsError("AUTH_JWKS_REFETCH_INTERVAL must be > 0 seconds")
@@ -190,7 +197,7 @@ class ExampleSettings:
         ``RESOURCE_URLS``, ``AUTH_ISSUER``, ``AUTH_ALLOW_LOOPBACK``,
         ``AUTH_JWKS_REFETCH_INTERVAL``, ``CIMD``, ``CIMD_ALLOW_LOOPBACK``, ``CIMD_CA_BUNDLE``,
         ``DCR_CLIENT_CREDENTIALS``, ``IDJAG_ISSUER``, ``IDJAG_JWKS_URI``, ``IDJAG_ALLOW_LOOPBACK``
-        and ``DEVICE_FLOW``; unset or empty means the default."""
+        ``DEVICE_FLOW``, ``AUDIT_SQL`` and ``AUDIT_RETENTION``; unset or empty means the default."""
         env = os.environ if env is None else env
         defaults = cls()
 
@@ -241,4 +248,6 @@ class ExampleSettings:
             idjag_jwks_uri=get("IDJAG_JWKS_URI", "") or None,
             idjag_allow_loopback=_flag(env, "IDJAG_ALLOW_LOOPBACK", defaults.idjag_allow_loopback),
             device_flow=_flag(env, "DEVICE_FLOW", defaults.device_flow),
+            audit_sql=_flag(env, "AUDIT_SQL", defaults.audit_sql),
+            audit_retention=integer("AUDIT_RETENTION", defaults.audit_retention),
         )

@@ -29,6 +29,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from oauth_server import clients
+from oauth_server.audit.events import CIMDFetchRefused
+from oauth_server.audit.trail import NO_AUDIT, AuditTrail
 from oauth_server.errors import InvalidClient, OAuthError
 from oauth_server.fetch import Fetcher, FetchError, FetchPolicy, cache_lifetime
 from oauth_server.model.base import OAuthServerModel
@@ -147,16 +149,18 @@ class ClientDocuments:
 
     ``policy`` is the application's hook (``AuthorizationServer(cimd_policy=...)``), asked after
     the ``cimd_allowed_hosts``/``cimd_denied_hosts`` settings; ``fetcher`` replaces the one built
-    from the settings (tests inject a resolver and transport through it).
+    from the settings (tests inject a resolver and transport through it). ``audit`` hears of
+    every refused URL (not of the cached refusals that follow it for ``FAILURE_TTL``).
     """
 
     def __init__(self, model: OAuthServerModel, settings: OAuthServerSettings, clock: Callable[[], float], *,
-                 fetcher: Fetcher | None = None, policy: Policy | None = None) -> None:
+                 fetcher: Fetcher | None = None, policy: Policy | None = None, audit: AuditTrail = NO_AUDIT) -> None:
         self.model = model
         self.settings = settings
         self.clock = clock
         self.fetcher = fetcher or Fetcher(fetch_policy(settings))
         self.policy = policy
+        self.audit = audit
         self._failures: dict[str, tuple[float, str]] = {}
         self._inflight: dict[str, asyncio.Future[Client]] = {}
 
@@ -190,6 +194,8 @@ class ClientDocuments:
                 self._failures = {u: f for u, f in self._failures.items() if f[0] > now}
             self._failures[url] = (now + FAILURE_TTL, exc.description or "invalid client")
             logger.warning("client metadata document %s refused: %s", url, exc.description)
+            reason = exc.description or "invalid client"
+            await self.audit.emit(CIMDFetchRefused(time=int(now), client_id=url, reason=reason))
             raise
 
     def _refusal(self, url: str) -> str | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from oauth_server import (
+    audit,
     cimd,
     client_assertion,
     client_management,
@@ -28,6 +29,7 @@ from oauth_server import (
     tokens,
     user_codes,
 )
+from oauth_server.audit import build as audit_events
 from oauth_server.errors import (
     AccessDenied,
     AuthorizationFailed,
@@ -92,17 +94,24 @@ class AuthorizationServer:
         identity_subject: maps a verified ID-JAG to our subject (``grants.identity_providers``;
             default ``namespaced_subject``: ``{issuer}#{sub}``).
         identity_fetcher: replaces the fetchers of the trusted identity providers' JWK Sets.
+        on_event: ``hook(event)``, plain or async, receives every audit event (``oauth_server.audit``:
+            tokens issued, reuse detected, ...). Default: one JSON line each on the
+            ``oauth_server.audit`` logger; ``audit.SQLAuditSink(model)`` stores them; None: off.
+            A hook that raises is logged and never fails the request.
     """
 
     def __init__(
         self, model: OAuthServerModel, settings: OAuthServerSettings, *, clock: Callable[[], float] = time.time,
         cimd_policy: cimd.Policy | None = None, cimd_fetcher: Fetcher | None = None,
         identity_subject: SubjectMapper | None = None, identity_fetcher: Fetcher | None = None,
+        on_event: audit.EventHook | None = audit.log_event,
     ) -> None:
         self.model = model
         self.settings = settings
         self.clock = clock
         model.use_clock(clock)
+        #: Where audit events go (the ``on_event`` hook, failures contained).
+        self.audit = audit.AuditTrail(on_event)
         #: The keys that sign JWT access tokens and the JWKS that publishes them; None for opaque tokens.
         self.signing = (SigningKeys(model, settings, clock)
                         if settings.access_token_format == "jwt" or settings.signing_keys else None)
@@ -112,7 +121,8 @@ class AuthorizationServer:
         #: ``jwks_uri`` through the guarded fetcher, never to loopback outside development.
         self.client_keys = client_assertion.ClientKeys(allow_loopback=settings.cimd_allow_loopback)
         #: Client ID metadata documents (None when ``client_id_metadata_documents`` is off).
-        self.client_documents = (cimd.ClientDocuments(model, settings, clock, fetcher=cimd_fetcher, policy=cimd_policy)
+        self.client_documents = (cimd.ClientDocuments(model, settings, clock, fetcher=cimd_fetcher, policy=cimd_policy,
+                                                      audit=self.audit)
                                  if settings.client_id_metadata_documents else None)
         #: The trusted enterprise identity providers (ID-JAG); None when none are configured.
         self.identity_providers = (
@@ -129,7 +139,7 @@ class AuthorizationServer:
         signing_key = None
         if self.signing is not None and self.settings.access_token_format == "jwt":
             signing_key = await self.signing.signer()
-        return GrantContext(self.model, self.settings, self.now(), client, signing_key)
+        return GrantContext(self.model, self.settings, self.now(), client, signing_key, self.audit)
 
     # -- clients --------------------------------------------------------------------------
     async def register(self, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -140,6 +150,7 @@ class AuthorizationServer:
                                              allow_client_credentials=self.settings.dcr_client_credentials)
         client, registration_token = client_management.with_registration_token(client)  # RFC 7592 §3
         await self.model.save_client(client)
+        await self.audit.emit(audit_events.client_registered(client, self.now()))
         return client_management.information(client, self.settings, secret, registration_token)
 
     # -- client management (RFC 7592), authorized by the registration access token ----------
@@ -158,6 +169,7 @@ class AuthorizationServer:
         client, secret = client_management.updated(current, metadata, self.settings, self.now())
         if not await self.model.replace_client(client):  # deleted meanwhile: as if unknown (§2.2)
             raise InvalidToken("the registration access token is invalid for this client")
+        await self.audit.emit(audit_events.client_updated(client, self.now(), secret_rotated=secret is not None))
         return client_management.information(client, self.settings, secret)
 
     async def delete_client(self, client_id: str, registration_token: str | None) -> None:
@@ -165,6 +177,7 @@ class AuthorizationServer:
         tokens stop working at once, in every process (``OAuthServerModel.delete_client``)."""
         client = await self._managed_client(client_id, registration_token)
         await self.model.delete_client(client.client_id, self.now())
+        await self.audit.emit(audit.ClientDeleted(time=self.now(), client_id=client.client_id))
 
     async def authenticate_client(self, credentials: clients.ClientCredentials) -> Client:
         """RFC 6749 §2.3 / OAuth 2.1 §2.4: the client the credentials prove, or ``invalid_client``."""
@@ -282,13 +295,15 @@ class AuthorizationServer:
     async def deny(self, form: ConsentForm) -> str:
         """The user denied: RFC 6749 §4.1.2.1 ``access_denied`` back to the client."""
         pending = await self._take_pending(form)
+        await self.audit.emit(audit_events.consent_denied(pending, self.now()))
         return consent.error_redirect(
             self.settings, pending.redirect_uri, AccessDenied("the user denied the request"), pending.state
         )
 
     async def _issue_code(self, pending: PendingAuthorization, subject: str, scopes: tuple[str, ...]) -> str:
         """A new grant and its code, stored together (RFC 6749 §4.1.2)."""
-        code = await authorization_code.issue_code(self.model, self.settings, pending, subject, scopes, self.now())
+        code = await authorization_code.issue_code(self.model, self.settings, pending, subject, scopes, self.now(),
+                                                   audit=self.audit)
         return consent.add_query(pending.redirect_uri, {"code": code, "state": pending.state,
                                                         "iss": self.settings.issuer_url})
 
@@ -343,17 +358,25 @@ class AuthorizationServer:
         grant = device_authorization.new_grant(self.settings, record, subject, scopes, self.now())
         if not await self.model.approve_device_authorization(record.user_code_digest, self.now(), grant):
             raise InvalidRequest(device_authorization.INVALID_CODE)
+        await self.audit.emit(audit.ConsentApproved(
+            time=grant.created_at, client_id=record.client_id, subject=subject, grant_id=grant.grant_id,
+            scopes=scopes, requested_scopes=record.scopes, resource=record.resource))
 
     async def deny_device(self, form: device_authorization.DeviceForm) -> None:
         """The user denied: the device's next poll gets ``access_denied`` (RFC 8628 §3.5)."""
-        if not await self.model.deny_device_authorization(form.request.record.user_code_digest, self.now()):
+        record = form.request.record
+        if not await self.model.deny_device_authorization(record.user_code_digest, self.now()):
             raise InvalidRequest(device_authorization.INVALID_CODE)
+        await self.audit.emit(audit.ConsentDenied(time=self.now(), client_id=record.client_id,
+                                                  requested_scopes=record.scopes, resource=record.resource))
 
     # -- token endpoint -------------------------------------------------------------------
     async def token(self, client: Client, params: Params) -> dict[str, Any]:
         """RFC 6749 §3.2: the token endpoint, after client authentication; the grant handlers
         are ``self.grants`` (``grants.dispatch``)."""
-        issuance = await dispatch.run(self.grants, await self._grant_context(client), params)
+        ctx = await self._grant_context(client)
+        issuance = await dispatch.run(self.grants, ctx, params)
+        await self.audit.emit(audit_events.tokens_issued(single(params, "grant_type") or "", issuance, ctx.now))
         return issuance.response(self.settings)
 
     # -- revocation (RFC 7009) ------------------------------------------------------------
@@ -378,6 +401,7 @@ class AuthorizationServer:
                 return
             raise UnauthorizedClient("the token was not issued to this client")
         await self.model.revoke_grant(record.grant_id, self.now())
+        await self.audit.emit(audit_events.token_revoked(record, self.now()))
 
     # -- resource server side -------------------------------------------------------------
     async def verify_access_token(self, token: str) -> AccessToken | None:
@@ -426,18 +450,24 @@ class AuthorizationServer:
         expired, revoked and rotated tokens, and anything the caller may not see, are inactive
         alike (§2.2), so the answer tells nothing about tokens the caller has no business with.
         """
-        inactive: dict[str, Any] = {"active": False}
         if not token or len(token) > MAX_ACCESS_TOKEN_LENGTH:
-            return inactive
+            return {"active": False}
+        answer, record = await self._introspection(client, token, token_type_hint)
+        await self.audit.emit(audit_events.token_introspected(client, tokens.digest(token), record, answer, self.now()))
+        return answer
+
+    async def _introspection(self, client: Client, token: str, token_type_hint: str | None
+                             ) -> tuple[dict[str, Any], AccessToken | RefreshToken | None]:
+        """``introspect``'s answer, and the record it describes (None when it describes none)."""
         now = self.now()
         if token_type_hint != "refresh_token":
             access = await self.verify_access_token(token)
             if access is not None:
                 if client.is_public and access.client_id != client.client_id:
-                    return inactive
-                return introspection.access_token_answer(self.settings, access)
+                    return {"active": False}, None
+                return introspection.access_token_answer(self.settings, access), access
         refresh = await self.model.get_refresh_token(tokens.digest(token))
-        return introspection.refresh_token_answer(self.settings, client, refresh, now)
+        return introspection.refresh_token_answer(self.settings, client, refresh, now), refresh
 
     # -- housekeeping ---------------------------------------------------------------------
     async def purge_expired(self, batch: int = 1000, busy_share: float = 0.25) -> int:
@@ -449,6 +479,10 @@ class AuthorizationServer:
         Between batches it sleeps, so that the purge keeps the database busy at most
         ``busy_share`` of the time and requests served meanwhile keep their latency
         (``bench/scale.py`` measures it). Records expiring after the call began are left for the
-        next call, so the loop always ends.
+        next call, so the loop always ends. Stored audit events older than ``audit_retention``
+        go too (``audit.SQLAuditSink``).
         """
-        return await housekeeping.purge_expired(self.model, self.now(), batch, busy_share)
+        now = self.now()
+        removed = await housekeeping.purge_expired(self.model, now, batch, busy_share)
+        before = now - self.settings.audit_retention
+        return removed + await audit.purge_events(self.audit.hook, before, batch, busy_share)

@@ -128,6 +128,8 @@ class OAuthServerSettings:
     cimd_allowed_hosts: tuple[str, ...] | None = None
     #: Exact host names whose documents are refused.
     cimd_denied_hosts: tuple[str, ...] = ()
+    #: Seconds a stored audit event is kept (``SQLAuditSink``); ``purge_expired`` deletes older ones.
+    audit_retention: int = 7_776_000
 
     #: RFC 8628 device authorization grant: ``/device_authorization``, the verification page
     #: (``/device``) and ``urn:ietf:params:oauth:grant-type:device_code`` at the token endpoint.
@@ -181,6 +183,8 @@ class OAuthServerSettings:
             raise ValueError("device_code_lifetime must be between 10 and 3600 seconds")
         if not 1 <= self.device_poll_interval <= 60:
             raise ValueError("device_poll_interval must be between 1 and 60 seconds")
+        if self.audit_retention <= 0:
+            raise ValueError("audit_retention must be positive")
 
     @property
     def secure_cookies(self) -> bool:

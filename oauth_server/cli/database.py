@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from oauth_server import migrate
+from oauth_server.audit import purge_events
 from oauth_server.cli.common import (
     DatabaseError,
     database_options,
@@ -19,6 +21,9 @@ from oauth_server.cli.common import (
     with_model,
 )
 from oauth_server.model.base import OAuthServerModel
+
+if TYPE_CHECKING:
+    from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
 
 #: How often at most ``purge`` reports its progress on stderr.
 PROGRESS_EVERY = 1.0
@@ -67,25 +72,39 @@ def current_command(database_url: str | None, as_json: bool) -> None:
 @click.option("--batch", default=1000, show_default=True, help="Rows of each kind deleted per statement.")
 @click.option("--busy-share", default=0.25, show_default=True,
               help="Largest share of the time the purge keeps the database busy (0-1].")
-def purge_command(database_url: str | None, as_json: bool, batch: int, busy_share: float) -> None:
-    """Delete every expired record (codes, tokens, grants, client secrets, retired keys).
+@click.option("--audit-retention", envvar="OAUTH_AUDIT_RETENTION", default=7_776_000, show_default=True,
+              help="Seconds audit events are kept (env OAUTH_AUDIT_RETENTION); older ones go too.")
+def purge_command(database_url: str | None, as_json: bool, batch: int, busy_share: float,
+                  audit_retention: int) -> None:
+    """Delete every expired record (codes, tokens, grants, client secrets, retired keys), and
+    the audit events older than --audit-retention.
 
     Paced like AuthorizationServer.purge_expired: one short batch per statement, and a pause
     after each so that a server using the database meanwhile keeps its latency. A large backlog
     reports its progress on stderr about once a second (not with --json).
     """
-    if batch < 1 or not 0 < busy_share <= 1:
-        raise click.BadParameter("--batch must be >= 1 and --busy-share in (0, 1]")
-    total = with_model(database_url, lambda model: _purge(model, batch, busy_share, progress=not as_json))
+    if batch < 1 or not 0 < busy_share <= 1 or audit_retention < 1:
+        raise click.BadParameter("--batch and --audit-retention must be >= 1 and --busy-share in (0, 1]")
+    total = with_model(database_url, lambda model: _purge(model, batch, busy_share, progress=not as_json,
+                                                          audit_retention=audit_retention))
     emit({"purged": total}, as_json, lambda: click.echo(f"purged {total} expired records"))
 
 
-async def _purge(model: OAuthServerModel, batch: int, busy_share: float, progress: bool) -> int:
+async def _purge(model: SQLAlchemyOAuthServerModel, batch: int, busy_share: float, progress: bool,
+                 audit_retention: int) -> int:
     """AuthorizationServer.purge_expired's loop, with a progress line: it has no hook to report one.
 
-    Records expiring after the purge began are left for the next run, so the loop ends.
+    Records expiring after the purge began are left for the next run, so the loop ends. Then the
+    audit events past their retention (``SQLAuditSink``), paced the same way.
     """
+    from oauth_server.audit.sql import SQLAuditSink
+
     now = int(time.time())
+    return (await _purge_records(model, now, batch, busy_share, progress)
+            + await purge_events(SQLAuditSink(model), now - audit_retention, batch, busy_share))
+
+
+async def _purge_records(model: OAuthServerModel, now: int, batch: int, busy_share: float, progress: bool) -> int:
     total, reported = 0, time.monotonic()
     while True:
         started = time.monotonic()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from oauth_server import pkce, tokens
+from oauth_server.audit.events import CodeIssued, CodeReplayDetected, ConsentApproved, digest_ref
+from oauth_server.audit.trail import NO_AUDIT, AuditTrail
 from oauth_server.errors import InvalidGrant, InvalidRequest, InvalidTarget
 from oauth_server.grants.issue import GrantContext, Issuance, mint
 from oauth_server.model.base import OAuthServerModel
@@ -15,11 +17,13 @@ from oauth_server.settings import OAuthServerSettings
 logger = logging.getLogger("oauth_server")
 
 
-async def consume(model: OAuthServerModel, code: str, now: int) -> AuthorizationCode:
+async def consume(model: OAuthServerModel, code: str, now: int, *, audit: AuditTrail = NO_AUDIT,
+                  presented_by: str | None = None) -> AuthorizationCode:
     """Consume the code atomically. A code seen again is a replay: its whole grant is revoked.
 
     RFC 6749 §4.1.2 / RFC 9700 §4.5: codes are single use, and on a second use the server
-    SHOULD revoke the tokens issued from it.
+    SHOULD revoke the tokens issued from it. ``audit`` hears of the replay (``presented_by``:
+    the client that sent it).
     """
     code_digest = tokens.digest(code)
     record = await model.consume_authorization_code(code_digest, now)
@@ -28,6 +32,9 @@ async def consume(model: OAuthServerModel, code: str, now: int) -> Authorization
         if replayed is not None:
             logger.warning("authorization code replayed; revoking grant %s", replayed.grant_id)
             await model.revoke_grant(replayed.grant_id, now)
+            await audit.emit(CodeReplayDetected(
+                time=now, client_id=replayed.client_id, subject=replayed.subject, grant_id=replayed.grant_id,
+                code_ref=digest_ref(code_digest), presented_by=presented_by))
         raise InvalidGrant("authorization code is invalid, expired or already used")
     return record
 
@@ -56,7 +63,7 @@ async def redeem(
         raise InvalidRequest("code is required")
     if not code_verifier:
         raise InvalidRequest("code_verifier is required (PKCE, RFC 7636 §4.5)")
-    record = await consume(ctx.model, code, ctx.now)
+    record = await consume(ctx.model, code, ctx.now, audit=ctx.audit, presented_by=ctx.client.client_id)
     check_binding(ctx, record, redirect_uri, resource)
     if not pkce.verify(code_verifier, record.code_challenge):
         raise InvalidGrant("code_verifier does not match the code_challenge (RFC 7636 §4.6)")
@@ -85,9 +92,9 @@ async def issue_for_code(ctx: GrantContext, record: AuthorizationCode) -> Issuan
 
 
 async def issue_code(model: OAuthServerModel, settings: OAuthServerSettings, pending: PendingAuthorization,
-                     subject: str, scopes: tuple[str, ...], now: int) -> str:
+                     subject: str, scopes: tuple[str, ...], now: int, *, audit: AuditTrail = NO_AUDIT) -> str:
     """The user approved: a new grant and its first code, stored together (RFC 6749 §4.1.2).
-    Returns the raw code; only its digest is stored."""
+    Returns the raw code; only its digest is stored. ``audit`` hears of the consent and the code."""
     code = tokens.new_token()
     grant = Grant(
         grant_id=tokens.new_id(),
@@ -101,8 +108,10 @@ async def issue_code(model: OAuthServerModel, settings: OAuthServerSettings, pen
         expires_at=now + settings.authorization_code_lifetime + settings.refresh_token_absolute_lifetime
         + settings.access_token_lifetime,
     )
+    code_digest = tokens.digest(code)
+    expires_at = now + settings.authorization_code_lifetime
     await model.save_authorization_code(AuthorizationCode(
-        code_digest=tokens.digest(code),
+        code_digest=code_digest,
         grant_id=grant.grant_id,
         client_id=pending.client_id,
         subject=subject,
@@ -111,6 +120,10 @@ async def issue_code(model: OAuthServerModel, settings: OAuthServerSettings, pen
         scopes=scopes,
         code_challenge=pending.code_challenge,
         resource=pending.resource,
-        expires_at=now + settings.authorization_code_lifetime,
+        expires_at=expires_at,
     ), grant)
+    await audit.emit(ConsentApproved(time=now, client_id=pending.client_id, subject=subject, grant_id=grant.grant_id,
+                                     scopes=scopes, requested_scopes=pending.scopes, resource=pending.resource))
+    await audit.emit(CodeIssued(time=now, client_id=pending.client_id, subject=subject, grant_id=grant.grant_id,
+                                code_ref=digest_ref(code_digest), expires_at=expires_at))
     return code

@@ -16,6 +16,7 @@ import logging
 from typing import NoReturn
 
 from oauth_server import tokens
+from oauth_server.audit.events import CodeReplayDetected, digest_ref
 from oauth_server.errors import (
     AuthorizationPending,
     DeviceAccessDenied,
@@ -77,6 +78,9 @@ async def _replayed(ctx: GrantContext, record: DeviceAuthorization) -> NoReturn:
     if record.grant_id is not None:
         logger.warning("device code replayed; revoking grant %s", record.grant_id)
         await ctx.model.revoke_grant(record.grant_id, ctx.now)
+        await ctx.audit.emit(CodeReplayDetected(
+            time=ctx.now, client_id=record.client_id, subject=record.subject, grant_id=record.grant_id,
+            code_ref=digest_ref(record.device_code_digest), presented_by=ctx.client.client_id))
     raise InvalidGrant("device code was already used")
 
 

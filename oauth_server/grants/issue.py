@@ -12,6 +12,7 @@ from typing import Any
 
 from oauth_server import jwt_access, tokens
 from oauth_server import scopes as scope_strings
+from oauth_server.audit.trail import NO_AUDIT, AuditTrail
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.records import AccessToken, Client, RefreshToken
 from oauth_server.settings import OAuthServerSettings
@@ -28,6 +29,8 @@ class GrantContext:
     client: Client
     #: The key that signs access tokens when they are JWTs (RFC 9068); None: opaque tokens.
     signing_key: LoadedKey | None = None
+    #: Where the grant reports what it detected (replay, reuse): the server's ``on_event``.
+    audit: AuditTrail = NO_AUDIT
 
 
 @dataclass(frozen=True, slots=True)

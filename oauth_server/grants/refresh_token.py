@@ -17,6 +17,7 @@ import logging
 
 from oauth_server import scopes as scope_strings
 from oauth_server import tokens
+from oauth_server.audit.events import RefreshReuseDetected, digest_ref
 from oauth_server.errors import InvalidGrant, InvalidRequest, InvalidTarget, UnauthorizedClient
 from oauth_server.grants.issue import GrantContext, Issuance, mint
 from oauth_server.records import RefreshToken
@@ -39,10 +40,18 @@ async def load(ctx: GrantContext, refresh_token: str) -> RefreshToken:
         # RFC 9700 §4.14.2: reuse of a rotated refresh token means one party has a stolen copy.
         logger.warning("rotated refresh token reused; revoking grant %s", record.grant_id)
         await ctx.model.revoke_grant(record.grant_id, ctx.now)
+        await reuse_detected(ctx, record)
         raise InvalidGrant("refresh token was already used")
     if record.expires_at <= ctx.now or record.grant_expires_at <= ctx.now:
         raise InvalidGrant("refresh token has expired")
     return record
+
+
+async def reuse_detected(ctx: GrantContext, record: RefreshToken) -> None:
+    """Tell the audit trail that reuse of ``record`` revoked its grant."""
+    await ctx.audit.emit(RefreshReuseDetected(
+        time=ctx.now, client_id=record.client_id, subject=record.subject, grant_id=record.grant_id,
+        refresh_token_ref=digest_ref(record.token_digest), rotated_at=record.rotated_at))
 
 
 def within_grace(ctx: GrantContext, rotated_at: int) -> bool:
@@ -83,6 +92,7 @@ async def rotate(ctx: GrantContext, record: RefreshToken, scopes: tuple[str, ...
             raise InvalidGrant("refresh token is invalid, expired or revoked")
         logger.warning("concurrent reuse of a refresh token; revoking grant %s", record.grant_id)
         await ctx.model.revoke_grant(record.grant_id, ctx.now)
+        await reuse_detected(ctx, current)
         raise InvalidGrant("refresh token was already used")
     return issuance
 

@@ -36,6 +36,8 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from pydantic import AnyUrl
 
 from oauth_server import clients, consent, tokens
+from oauth_server.audit import build as audit_events
+from oauth_server.audit.events import CodeReplayDetected, digest_ref
 from oauth_server.errors import OAuthError
 from oauth_server.grants import authorization_code as code_grant
 from oauth_server.grants import refresh_token as refresh_grant
@@ -139,6 +141,7 @@ class OAuthServer(AuthorizationServer):
                 client_secret_expires_at=client_info.client_secret_expires_at or 0,
             )
         await self.model.save_client(record)
+        await self.audit.emit(audit_events.client_registered(record, self.now()))
 
     async def authorize(self, client: OAuthClientInformationFull, params: AuthorizationParams) -> str:
         """The SDK's /authorize (after it validated the request): our ``start_authorization``'s
@@ -167,6 +170,9 @@ class OAuthServer(AuthorizationServer):
             return None
         if record.consumed_at is not None:
             await self.model.revoke_grant(record.grant_id, self.now())  # RFC 9700 §4.5: replay
+            await self.audit.emit(CodeReplayDetected(
+                time=self.now(), client_id=record.client_id, subject=record.subject, grant_id=record.grant_id,
+                code_ref=digest_ref(record.code_digest), presented_by=client.client_id))
             return None
         return LoadedAuthorizationCode(
             code=authorization_code, scopes=list(record.scopes), expires_at=record.expires_at,
@@ -182,7 +188,8 @@ class OAuthServer(AuthorizationServer):
         """Our ``authorization_code`` grant: consume atomically, check the binding, issue."""
         ctx = await self._grant_context_for(client)
         try:
-            record = await code_grant.consume(ctx.model, authorization_code.code, ctx.now)
+            record = await code_grant.consume(ctx.model, authorization_code.code, ctx.now, audit=ctx.audit,
+                                              presented_by=client.client_id)
             # The SDK's handler checked PKCE and redirect_uri on the loaded copy; the binding to
             # client, expiry and resource is checked again on the consumed record.
             explicit_uri = record.redirect_uri if record.redirect_uri_provided_explicitly else None
@@ -190,6 +197,7 @@ class OAuthServer(AuthorizationServer):
             issuance = await code_grant.issue_for_code(ctx, record)
         except OAuthError as exc:
             raise _token_error(exc) from None
+        await self.audit.emit(audit_events.tokens_issued("authorization_code", issuance, ctx.now))
         return _oauth_token(issuance, self)
 
     async def load_refresh_token(
@@ -218,6 +226,7 @@ class OAuthServer(AuthorizationServer):
             issuance = await refresh_grant.rotate(ctx, record, narrowed)
         except OAuthError as exc:
             raise _token_error(exc) from None
+        await self.audit.emit(audit_events.tokens_issued("refresh_token", issuance, ctx.now))
         return _oauth_token(issuance, self)
 
     async def load_access_token(self, token: str) -> SDKAccessToken | None:
@@ -232,6 +241,7 @@ class OAuthServer(AuthorizationServer):
         record = await self.model.get_access_token(token_digest) or await self.model.get_refresh_token(token_digest)
         if record is not None:
             await self.model.revoke_grant(record.grant_id, self.now())
+            await self.audit.emit(audit_events.token_revoked(record, self.now()))
 
     async def exchange_identity_assertion(
         self, client: OAuthClientInformationFull, params: IdentityAssertionParams

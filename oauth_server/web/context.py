@@ -14,9 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from oauth_server import json_input
+from oauth_server.audit.events import RateLimitHit
 from oauth_server.errors import InvalidClientMetadata, InvalidRequest
 from oauth_server.server import AuthorizationServer
-from oauth_server.web.limits import RateLimits
+from oauth_server.web.limits import RateLimited, RateLimits
 from oauth_server.web.openapi import FORM_TYPE
 from oauth_server.web.templating import Templates
 
@@ -65,8 +66,14 @@ class RouterContext:
         return f"{self.base_path}/{name}"
 
     async def limit(self, name: str, request: Request, key: str | None = None) -> None:
-        """Apply rate limit ``name`` to the caller's IP (or to ``key``, e.g. a client_id)."""
-        await self.limits.hit(name, key or (request.client.host if request.client else "unknown"))
+        """Apply rate limit ``name`` to the caller's IP (or to ``key``, a client_id); a refusal is audited."""
+        counted = key or (request.client.host if request.client else "unknown")
+        try:
+            await self.limits.hit(name, counted)
+        except RateLimited as exc:
+            await self.server.audit.emit(RateLimitHit(time=self.server.now(), client_id=key, limit=name, key=counted,
+                                                      retry_after=exc.retry_after))
+            raise
 
     async def current_user(self, request: Request) -> str | None:
         """The app's ``get_user`` hook, sync or async; None when the app passed none."""

@@ -27,6 +27,10 @@ Why these choices:
 * RFC 8628 device authorizations: keyed by the device code's digest (each poll is one
   primary-key ``UPDATE``), the user code's digest unique (the verification page's lookup, and
   the arbiter of a collision between two fresh codes), indexed by ``client_id`` and ``expires_at``.
+* Audit events (``oauth_server.audit``) are rows of their own, written only by the optional SQL
+  sink: an integer key in insertion order, the common fields as indexed columns (an operator
+  asks "what happened to this grant, this user, this client"), the kind's own fields as one
+  JSON text, and ``time`` indexed for the retention purge.
 
 The alembic revision in ``migrations/versions`` creates exactly this schema; a test compares them.
 """
@@ -231,6 +235,21 @@ device_authorizations = Table(
     Column("grant_id", String(64)),
     # Set once by consume_device_authorization, kept until expiry so a replay is seen.
     _epoch("consumed_at", nullable=True),
+)
+
+
+audit_events = Table(
+    "oauth_audit_events",
+    metadata,
+    # SQLite numbers rows only through an INTEGER PRIMARY KEY; elsewhere 64 bits.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _epoch("time", index=True),
+    Column("kind", String(64), nullable=False),
+    Column("client_id", Text, index=True),
+    Column("subject", Text, index=True),
+    Column("grant_id", String(64), index=True),
+    # The kind's own fields (oauth_server.audit.events), a JSON object; never a credential.
+    Column("details", Text, nullable=False),
 )
 
 #: The tables holding grant-bound credentials, which ``revoke_grant`` clears.
