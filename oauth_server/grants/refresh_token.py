@@ -18,7 +18,7 @@ import logging
 from oauth_server import scopes as scope_strings
 from oauth_server import tokens
 from oauth_server.errors import InvalidGrant, InvalidRequest, InvalidTarget, UnauthorizedClient
-from oauth_server.grants.issue import GrantContext, Issuance, mint
+from oauth_server.grants.issue import GrantContext, Issuance, mint, record_use
 from oauth_server.records import RefreshToken
 from oauth_server.resources import resource_matches
 
@@ -84,6 +84,7 @@ async def rotate(ctx: GrantContext, record: RefreshToken, scopes: tuple[str, ...
         logger.warning("concurrent reuse of a refresh token; revoking grant %s", record.grant_id)
         await ctx.model.revoke_grant(record.grant_id, ctx.now)
         raise InvalidGrant("refresh token was already used")
+    await record_use(ctx, record.grant_id)
     return issuance
 
 
