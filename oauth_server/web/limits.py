@@ -1,4 +1,4 @@
-"""Rate limits for register, authorize, consent, token and revoke (RFC 9700 §4.x, brute force).
+"""Rate limits for register, authorize, consent, connected apps, token and revoke (RFC 9700 §4.x, brute force).
 
 Built on ``limits``, the engine under slowapi: slowapi's decorators need ``app.state`` and an
 app-level exception handler, which a router cannot install, so the router calls the engine
@@ -27,6 +27,7 @@ DEFAULT_LIMITS = {
     "register": "30/minute",
     "authorize": "60/minute",
     "consent": "30/minute",      # the example's login form: slows password guessing
+    "connected_apps": "30/minute",  # its POSTs: revocations and sign-ins
     "token": "300/minute",
     "token_client": "120/minute",
     "revoke": "120/minute",

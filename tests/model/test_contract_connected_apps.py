@@ -138,8 +138,8 @@ async def test_concurrent_uses_end_at_the_latest(model: OAuthServerModel) -> Non
 class _OlderModel(MemoryOAuthServerModel):
     """A model that implements neither verb: the base class's defaults apply."""
 
-    revoke_subject_grant = OAuthServerModel.revoke_subject_grant  # type: ignore[assignment]
-    record_grant_use = OAuthServerModel.record_grant_use  # type: ignore[assignment]
+    revoke_subject_grant = OAuthServerModel.revoke_subject_grant
+    record_grant_use = OAuthServerModel.record_grant_use
 
 
 async def test_a_model_without_the_verbs_serves_flows_and_says_what_is_missing() -> None:
