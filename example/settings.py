@@ -19,6 +19,9 @@ from urllib.parse import urlsplit
 _TRUE = ("1", "on", "true", "yes")
 _FALSE = ("0", "off", "false", "no")
 
+#: A sign-in lasts at least a minute and at most 30 days (a stolen cookie is good until it expires).
+MIN_SESSION_LIFETIME, MAX_SESSION_LIFETIME = 60, 30 * 86400
+
 #: How to make a KEY_ENCRYPTION_SECRET, quoted in the error that asks for one.
 SECRET_HINT = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
@@ -100,6 +103,11 @@ class ExampleSettings:
     cimd_allow_loopback: bool = False
     #: A PEM CA bundle that replaces the default trust store for metadata document fetches.
     cimd_ca_bundle: str | None = None
+    #: Seconds a sign-in lasts (the session cookie's lifetime; see ``example.sessions``).
+    session_lifetime: int = 28_800
+    #: Signs the session cookies (at least 32 bytes); None: a random key per process, so
+    #: sessions end at restart and worker processes do not share them.
+    session_secret: str | None = field(default=None, repr=False)
 
     @property
     def issuer_url(self) -> str:
@@ -137,6 +145,11 @@ class ExampleSettings:
             raise SettingsError(f"ACCESS_TOKEN_FORMAT must be opaque or jwt, got {self.access_token_format!r}")
         if self.key_encryption_secret is not None and len(self.key_encryption_secret.encode()) < 32:
             raise SettingsError(f"KEY_ENCRYPTION_SECRET must be at least 32 bytes; make one with: {SECRET_HINT}")
+        if not MIN_SESSION_LIFETIME <= self.session_lifetime <= MAX_SESSION_LIFETIME:
+            raise SettingsError(f"SESSION_LIFETIME must be between {MIN_SESSION_LIFETIME} and "
+                                f"{MAX_SESSION_LIFETIME} seconds, got {self.session_lifetime}")
+        if self.session_secret is not None and len(self.session_secret.encode()) < 32:
+            raise SettingsError(f"SESSION_SECRET must be at least 32 bytes; make one with: {SECRET_HINT}")
         if self.signing_key_propagation < 0:
             raise SettingsError("SIGNING_KEY_PROPAGATION must be >= 0 seconds")
         if self.auth_jwks_refetch_interval <= 0:
@@ -175,7 +188,8 @@ class ExampleSettings:
         ``ACCESS_TOKEN_LIFETIME``, ``PURGE_INTERVAL``, ``ACCESS_TOKEN_FORMAT``,
         ``KEY_ENCRYPTION_SECRET``, ``SIGNING_KEY_FILE``, ``SIGNING_KEY_PROPAGATION``,
         ``RESOURCE_URLS``, ``AUTH_ISSUER``, ``AUTH_ALLOW_LOOPBACK``,
-        ``AUTH_JWKS_REFETCH_INTERVAL``, ``CIMD``, ``CIMD_ALLOW_LOOPBACK`` and ``CIMD_CA_BUNDLE``;
+        ``AUTH_JWKS_REFETCH_INTERVAL``, ``CIMD``, ``CIMD_ALLOW_LOOPBACK``, ``CIMD_CA_BUNDLE``,
+        ``SESSION_LIFETIME`` and ``SESSION_SECRET``;
         unset or empty means the default."""
         env = os.environ if env is None else env
         defaults = cls()
@@ -222,4 +236,6 @@ class ExampleSettings:
             cimd=_flag(env, "CIMD", defaults.cimd),
             cimd_allow_loopback=_flag(env, "CIMD_ALLOW_LOOPBACK", defaults.cimd_allow_loopback),
             cimd_ca_bundle=get("CIMD_CA_BUNDLE", "") or None,
+            session_lifetime=integer("SESSION_LIFETIME", defaults.session_lifetime),
+            session_secret=get("SESSION_SECRET", "") or None,
         )

@@ -74,6 +74,21 @@ class RateLimits:
         if close is not None:
             await close()
 
+    async def check(self, name: str, key: str) -> None:
+        """Raise ``RateLimited`` if limit ``name`` is used up for ``key``, without counting this
+        request: for limits that count only failures (``hit`` after each failed sign-in)."""
+        item = self._items.get(name)
+        if not self.enabled or item is None:
+            return
+        try:
+            if await self._limiter.test(item, name, key):
+                return
+            stats = await self._limiter.get_window_stats(item, name, key)
+        except Exception as exc:
+            logger.warning("rate limit storage unavailable (%s); request allowed", exc.__class__.__name__)
+            return
+        raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
+
     async def hit(self, name: str, key: str) -> None:
         """Count one request for ``key`` under limit ``name``; raise ``RateLimited`` past it."""
         item = self._items.get(name)
