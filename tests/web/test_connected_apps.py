@@ -12,7 +12,9 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from oauth_server import OAuthServer, connected_apps, mcp_auth_router
+from oauth_server import Client, Grant, OAuthServer, connected_apps, mcp_auth_router
+from oauth_server.web.endpoints.connected_apps import when
+from oauth_server.web.templating import Templates
 from tests.conftest import ISSUER, RESOURCE, signed_in_user
 from tests.helpers import FrozenClock, form_fields, register, tokens_for
 
@@ -161,3 +163,21 @@ async def test_template_is_overridable(server: OAuthServer, tmp_path: Path) -> N
         page = await http.get(PAGE)
     assert page.text == "<p>Our own page for alice: 0 apps</p>"
     assert page.headers["x-frame-options"] == "DENY"
+
+
+def test_a_metadata_document_client_is_shown_by_its_host() -> None:
+    """draft-ietf-oauth-client-id-metadata-document §8.1: the name is the client's claim, the
+    URL's host what the fetch proved; the page shows both."""
+    url = "https://app.example.com/oauth/client.json"
+    grant = Grant(grant_id="g", client_id=url, subject="alice", scopes=("mcp:tools",), resource=RESOURCE,
+                  created_at=1_800_000_000, expires_at=1_900_000_000)
+    document = Client(client_id=url, redirect_uris=("https://app.example.com/cb",), client_name="Trusted App",
+                      metadata_document_expires_at=1_800_000_600)
+    app = connected_apps.describe(grant, document)
+    assert (app.client_name, app.client_host, app.last_used_at) == ("Trusted App", "app.example.com", None)
+    assert connected_apps.describe(grant, None).client_name == url  # no cached record: the URL itself
+    page = Templates().render("oauth_server/connected_apps.html", apps=[app], user="alice", error=None,
+                              when=when, action=PAGE, csrf_token="t")
+    html = bytes(page.body).decode()
+    assert "Identified by <strong>app.example.com</strong>" in html and "Trusted App" in html
+    assert "Last used not recorded" in html
