@@ -10,9 +10,18 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
-from oauth_server import Client, Grant, OAuthServer, connected_apps, mcp_auth_router
+from oauth_server import (
+    Client,
+    Grant,
+    MemoryOAuthServerModel,
+    OAuthServer,
+    StorageUnavailable,
+    connected_apps,
+    mcp_auth_router,
+)
 from oauth_server.web.endpoints.connected_apps import when
 from oauth_server.web.templating import Templates
 from tests.conftest import ISSUER, RESOURCE, signed_in_user
@@ -181,3 +190,17 @@ def test_a_metadata_document_client_is_shown_by_its_host() -> None:
     html = bytes(page.body).decode()
     assert "Identified by <strong>app.example.com</strong>" in html and "Trusted App" in html
     assert "Last used not recorded" in html
+
+
+async def test_an_outage_recording_the_use_still_hands_out_the_stored_tokens(
+        http: httpx.AsyncClient, model: MemoryOAuthServerModel, caplog: pytest.LogCaptureFixture) -> None:
+    """"Last used" is bookkeeping: tokens already stored are not withheld over it."""
+
+    async def unavailable(grant_id: str, now: int) -> None:
+        raise StorageUnavailable("database down")
+
+    model.record_grant_use = unavailable  # type: ignore[method-assign]
+    client = await register(http)
+    issued = await tokens_for(http, client.client_id)
+    assert (await http.post("/mcp", headers={"authorization": f"Bearer {issued['access_token']}"})).status_code == 200
+    assert "could not record the use of grant" in caplog.text
