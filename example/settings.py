@@ -137,7 +137,8 @@ class ExampleSettings:
         defaults = ExampleSettings()
         names = {"access_token_format": "ACCESS_TOKEN_FORMAT", "key_encryption_secret": "KEY_ENCRYPTION_SECRET",
                  "signing_key_file": "SIGNING_KEY_FILE", "resource_urls": "RESOURCE_URLS", "cimd": "CIMD",
-                 "cimd_allow_loopback": "CIMD_ALLOW_LOOPBACK", "cimd_ca_bundle": "CIMD_CA_BUNDLE"}
+                 "cimd_allow_loopback": "CIMD_ALLOW_LOOPBACK", "cimd_ca_bundle": "CIMD_CA_BUNDLE",
+                 "session_lifetime": "SESSION_LIFETIME", "session_secret": "SESSION_SECRET"}
         return [variable for name, variable in names.items() if getattr(self, name) != getattr(defaults, name)]
 
     def __post_init__(self) -> None:

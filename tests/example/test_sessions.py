@@ -240,3 +240,10 @@ async def test_sign_in_on_the_connected_apps_page(start_example: StartExample) -
         assert "Signed in as <strong>demo</strong>" in listing.text
         assert "No applications are connected to your account." in listing.text
         assert re.search(r'<a href="/connected-apps">connected apps</a>', (await _consent_page(browser)).text)
+
+
+def test_session_settings_are_named_when_a_resource_server_ignores_them() -> None:
+    """With AUTH_ISSUER the process signs nobody in: ``main`` warns that these are ignored."""
+    settings = ExampleSettings.from_env({"AUTH_ISSUER": "https://issuer.example", "SESSION_LIFETIME": "600",
+                                         "SESSION_SECRET": SECRET})
+    assert {"SESSION_LIFETIME", "SESSION_SECRET"} <= set(settings.authorization_server_variables())
