@@ -1,12 +1,13 @@
 """The example server: ``python -m example.server``.
 
 One FastAPI app holds both roles a small deployment needs: the authorization server
-(``mcp_auth_router``: metadata, registration, authorize, the sign-in + consent page, token,
-revoke, and with ``ACCESS_TOKEN_FORMAT=jwt`` the JWKS) and the MCP server it protects (the MCP
-SDK's ``MCPServer`` over streamable HTTP at exactly ``/mcp``, behind ``BearerAuthMiddleware``;
-every other unknown path is a plain 404). With ``AUTH_ISSUER`` naming another issuer it is the
-MCP server alone, a resource server of that issuer (``example.resource_server``). Settings come
-from the environment, see ``example.settings.ExampleSettings.from_env``.
+(``mcp_auth_router``: metadata, registration, authorize, the sign-in + consent page, the
+connected-apps page, token, revoke, and with ``ACCESS_TOKEN_FORMAT=jwt`` the JWKS; a sign-in
+lasts as a session cookie, ``example.sign_in``, with ``/account`` and ``/logout``) and the MCP
+server it protects (the MCP SDK's ``MCPServer`` over streamable HTTP at exactly ``/mcp``,
+behind ``BearerAuthMiddleware``; every other unknown path is a plain 404). With ``AUTH_ISSUER``
+naming another issuer it is the MCP server alone, a resource server of that issuer
+(``example.resource_server``). Settings come from the environment, see ``example.settings.ExampleSettings.from_env``.
 """
 
 from __future__ import annotations
@@ -21,14 +22,19 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from example.account import add_account_routes
 from example.database import make_model, prepare_database
 from example.mcp_endpoint import mcp_route
 from example.resource_server import create_resource_server_app
+from example.sessions import SessionCookies
 from example.settings import ExampleSettings, SettingsError
+from example.sign_in import LOGIN_LIMITS, SessionMiddleware, SignIn
 from example.users import ALL_SCOPES, UserStore
 from oauth_server import OAuthServer, OAuthServerSettings, RateLimits, TrustedIdentityProvider, mcp_auth_router
 from oauth_server.audit import EventHook, SQLAuditSink, log_event
 from oauth_server.keys import SigningKeyError
+from oauth_server.web.limits import DEFAULT_LIMITS
+from oauth_server.web.templating import Templates
 
 logger = logging.getLogger("example")
 
@@ -123,6 +129,9 @@ def create_app(settings: ExampleSettings) -> FastAPI:
     on_event: EventHook = SQLAuditSink(model) if settings.audit_sql else log_event
     server = OAuthServer(model, oauth_settings, on_event=on_event)
     users = UserStore.demo(settings.demo_username, settings.demo_password)
+    limits = RateLimits({**DEFAULT_LIMITS, **LOGIN_LIMITS}) if settings.rate_limit else RateLimits.disabled()
+    sessions = SessionCookies(settings.session_secret, settings.session_lifetime, oauth_settings.secure_cookies)
+    sign_in = SignIn(users, sessions, limits)
     mcp, mcp_endpoint = mcp_route(settings, server)
 
     @contextlib.asynccontextmanager
@@ -154,11 +163,13 @@ def create_app(settings: ExampleSettings) -> FastAPI:
 
     app.include_router(mcp_auth_router(
         server,
-        get_user=users.get_user,
+        get_user=sign_in.get_user,
         user_scopes=users.user_scopes,
         templates_directory=TEMPLATES,
-        rate_limits=RateLimits() if settings.rate_limit else RateLimits.disabled(),
+        rate_limits=limits,
     ))
+    add_account_routes(app, sign_in, Templates(TEMPLATES))
+    app.add_middleware(SessionMiddleware, sessions=sessions)
     app.router.routes.append(mcp_endpoint)
     app.state.oauth_server = server
     app.state.settings = settings
@@ -188,6 +199,7 @@ def startup_banner(settings: ExampleSettings) -> str:
         listening,
         f"Issuer: {settings.issuer_url}   MCP endpoint: {settings.resource_url}",
         f"Demo users: {admin} (admin), guest/guest (guest)",
+        f"Your account and connected apps: {settings.public_url}/account",
     ]
     if settings.access_token_format == "jwt":
         keys = "the key in SIGNING_KEY_FILE" if settings.signing_key_file else "keys managed in the database"

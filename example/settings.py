@@ -19,6 +19,9 @@ from urllib.parse import urlsplit
 _TRUE = ("1", "on", "true", "yes")
 _FALSE = ("0", "off", "false", "no")
 
+#: A sign-in lasts at least a minute and at most 30 days (a stolen cookie is good until it expires).
+MIN_SESSION_LIFETIME, MAX_SESSION_LIFETIME = 60, 30 * 86400
+
 #: How to make a KEY_ENCRYPTION_SECRET, quoted in the error that asks for one.
 SECRET_HINT = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
@@ -114,6 +117,11 @@ class ExampleSettings:
     audit_sql: bool = False
     #: Seconds stored audit events are kept; the periodic purge deletes older ones.
     audit_retention: int = 7_776_000
+    #: Seconds a sign-in lasts (the session cookie's lifetime; see ``example.sessions``).
+    session_lifetime: int = 28_800
+    #: Signs the session cookies (at least 32 bytes); None: a random key per process, so
+    #: sessions end at restart and worker processes do not share them.
+    session_secret: str | None = field(default=None, repr=False)
 
     @property
     def issuer_url(self) -> str:
@@ -145,7 +153,8 @@ class ExampleSettings:
                  "signing_key_file": "SIGNING_KEY_FILE", "resource_urls": "RESOURCE_URLS", "cimd": "CIMD",
                  "cimd_allow_loopback": "CIMD_ALLOW_LOOPBACK", "cimd_ca_bundle": "CIMD_CA_BUNDLE",
                  "dcr_client_credentials": "DCR_CLIENT_CREDENTIALS", "idjag_issuer": "IDJAG_ISSUER",
-                 "device_flow": "DEVICE_FLOW"}
+                 "device_flow": "DEVICE_FLOW",
+                 "session_lifetime": "SESSION_LIFETIME", "session_secret": "SESSION_SECRET"}
         return [variable for name, variable in names.items() if getattr(self, name) != getattr(defaults, name)]
 
     def __post_init__(self) -> None:
@@ -153,6 +162,11 @@ class ExampleSettings:
             raise SettingsError(f"ACCESS_TOKEN_FORMAT must be opaque or jwt, got {self.access_token_format!r}")
         if self.key_encryption_secret is not None and len(self.key_encryption_secret.encode()) < 32:
             raise SettingsError(f"KEY_ENCRYPTION_SECRET must be at least 32 bytes; make one with: {SECRET_HINT}")
+        if not MIN_SESSION_LIFETIME <= self.session_lifetime <= MAX_SESSION_LIFETIME:
+            raise SettingsError(f"SESSION_LIFETIME must be between {MIN_SESSION_LIFETIME} and "
+                                f"{MAX_SESSION_LIFETIME} seconds, got {self.session_lifetime}")
+        if self.session_secret is not None and len(self.session_secret.encode()) < 32:
+            raise SettingsError(f"SESSION_SECRET must be at least 32 bytes; make one with: {SECRET_HINT}")
         if self.signing_key_propagation < 0:
             raise SettingsError("SIGNING_KEY_PROPAGATION must be >= 0 seconds")
         if self.audit_retention <= 0:
@@ -196,8 +210,9 @@ class ExampleSettings:
         ``KEY_ENCRYPTION_SECRET``, ``SIGNING_KEY_FILE``, ``SIGNING_KEY_PROPAGATION``,
         ``RESOURCE_URLS``, ``AUTH_ISSUER``, ``AUTH_ALLOW_LOOPBACK``,
         ``AUTH_JWKS_REFETCH_INTERVAL``, ``CIMD``, ``CIMD_ALLOW_LOOPBACK``, ``CIMD_CA_BUNDLE``,
-        ``DCR_CLIENT_CREDENTIALS``, ``IDJAG_ISSUER``, ``IDJAG_JWKS_URI``, ``IDJAG_ALLOW_LOOPBACK``
-        ``DEVICE_FLOW``, ``AUDIT_SQL`` and ``AUDIT_RETENTION``; unset or empty means the default."""
+        ``DCR_CLIENT_CREDENTIALS``, ``IDJAG_ISSUER``, ``IDJAG_JWKS_URI``, ``IDJAG_ALLOW_LOOPBACK``,
+        ``DEVICE_FLOW``, ``AUDIT_SQL``, ``AUDIT_RETENTION``, ``SESSION_LIFETIME`` and
+        ``SESSION_SECRET``; unset or empty means the default."""
         env = os.environ if env is None else env
         defaults = cls()
 
@@ -250,4 +265,6 @@ class ExampleSettings:
             device_flow=_flag(env, "DEVICE_FLOW", defaults.device_flow),
             audit_sql=_flag(env, "AUDIT_SQL", defaults.audit_sql),
             audit_retention=integer("AUDIT_RETENTION", defaults.audit_retention),
+            session_lifetime=integer("SESSION_LIFETIME", defaults.session_lifetime),
+            session_secret=get("SESSION_SECRET", "") or None,
         )

@@ -1,7 +1,8 @@
 """The example's users: who may sign in on the consent page, and which scopes each may grant.
 
-A real app has its own user store and session; the example keeps two users in memory so the
-whole flow (login, consent, role-limited scopes) can be tried without any set-up. Passwords are
+A real app has its own user store; the example keeps two users in memory so the whole flow
+(login, consent, role-limited scopes) can be tried without any set-up. Who is signed in (the
+session cookie, or the password just posted) is ``example.sign_in``. Passwords are
 human-chosen, so they are hashed with argon2 (passlib's CryptContext), never stored in clear.
 """
 
@@ -12,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from passlib.context import CryptContext
-from starlette.requests import Request
 
 #: Which scopes each role may grant to a client. The server supports all of them; a user can
 #: only approve what the role allows, and the code carries the intersection.
@@ -60,18 +60,6 @@ class UserStore:
         digest = user.password_hash if user else self._dummy_hash
         ok = await asyncio.to_thread(_passwords.verify, password, digest)
         return username if ok and user is not None else None
-
-    async def get_user(self, request: Request) -> str | None:
-        """``mcp_auth_router``'s ``get_user``: the user the posted login form names, if the
-        password matches. The login and the consent are one form, so a GET (the page being
-        shown) has no user yet and gets the login fields."""
-        if request.method != "POST":
-            return None
-        form = await request.form()
-        username, password = form.get("username"), form.get("password")
-        if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
-            return None
-        return await self.authenticate(username.strip(), password)
 
     def user_scopes(self, username: str) -> tuple[str, ...]:
         """``mcp_auth_router``'s ``user_scopes``: what this user's role may grant."""

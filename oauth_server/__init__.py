@@ -9,6 +9,7 @@ on first use.
 import importlib
 import typing
 
+from oauth_server.connected_apps import ConnectedApp
 from oauth_server.errors import OAuthError, StorageUnavailable
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.model.memory import MemoryOAuthServerModel
@@ -66,6 +67,7 @@ __all__ = [
     "AuthorizationServer",
     "BearerAuthMiddleware",
     "Client",
+    "ConnectedApp",
     "DeviceAuthorization",
     "Grant",
     "IssuerConfig",

@@ -86,6 +86,9 @@ class Grant:
     created_at: int
     expires_at: int
     revoked_at: int | None = None
+    #: When tokens were last issued in the grant (its code redeemed, or a refresh): the "last
+    #: used" of a connected-apps page. Set by ``record_grant_use``, never on a bearer check.
+    last_used_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from oauth_server import (
     client_assertion,
     client_management,
     clients,
+    connected_apps,
     consent,
     device_authorization,
     housekeeping,
@@ -402,6 +403,16 @@ class AuthorizationServer:
             raise UnauthorizedClient("the token was not issued to this client")
         await self.model.revoke_grant(record.grant_id, self.now())
         await self.audit.emit(audit_events.token_revoked(record, self.now()))
+
+    # -- a user's connected apps (see ``connected_apps``) ----------------------------------
+    async def list_grants(self, subject: str) -> list[connected_apps.ConnectedApp]:
+        """The apps ``subject`` granted access to and that can still use it, newest first."""
+        return await connected_apps.list_apps(self.model, subject, self.now())
+
+    async def revoke_user_grant(self, subject: str, grant_id: str) -> bool:
+        """End ``subject``'s own grant and every token of it; False for an unknown grant id and
+        for another user's alike, so the answer tells nothing about other users' grants."""
+        return await connected_apps.revoke(self.model, subject, grant_id, self.now())
 
     # -- resource server side -------------------------------------------------------------
     async def verify_access_token(self, token: str) -> AccessToken | None:

@@ -51,8 +51,10 @@ from oauth_server.model.sqlalchemy.statements import (
     GET_ACCESS_TOKEN,
     GET_REFRESH_TOKEN,
     PURGE_POSTGRES,
+    RECORD_GRANT_USE,
     RETIRE_SIGNING_KEY,
     REVOKE_GRANT,
+    REVOKE_SUBJECT_GRANT,
     ROTATE_AND_ISSUE_POSTGRES,
     SAVE_PAIR_POSTGRES,
 )
@@ -214,6 +216,7 @@ async def collect(url: str) -> list[Plan]:
                 await explain(conn, "save_tokens", SAVE_PAIR_POSTGRES, {**grant, **new_pair}),
                 await explain(conn, "rotate_refresh_token", ROTATE_AND_ISSUE_POSTGRES,
                               {**grant, **new_pair, "key": sample["refresh"]["token_digest"]}),
+                await explain(conn, "record_grant_use", RECORD_GRANT_USE, grant),
                 await explain(conn, "retire_signing_key", RETIRE_SIGNING_KEY,
                               {"key": kid, "retires_at": NOW, "expires_at": NOW + 3600}),
             ]
@@ -234,6 +237,9 @@ async def collect(url: str) -> list[Plan]:
             for number, statement in enumerate(REVOKE_GRANT, 1):
                 name = f"revoke_grant ({number}/{len(REVOKE_GRANT)}): {_table(statement)}"
                 plans.append(await explain(conn, name, statement, grant))
+            for number, statement in enumerate(REVOKE_SUBJECT_GRANT, 1):
+                name = f"revoke_subject_grant ({number}/{len(REVOKE_SUBJECT_GRANT)}): {_table(statement)}"
+                plans.append(await explain(conn, name, statement, {**grant, "owner": sample["grant"]["subject"]}))
             client_id = sample["grant"]["client_id"]
             for number, statement in enumerate(DELETE_CLIENT_POSTGRES, 1):
                 name = f"delete_client ({number}/{len(DELETE_CLIENT_POSTGRES)}): {_table(statement)}"

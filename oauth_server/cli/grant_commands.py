@@ -22,7 +22,8 @@ PAGE = 100
 def described(grant: Grant) -> dict[str, Any]:
     return {"grant_id": grant.grant_id, "client_id": grant.client_id, "subject": grant.subject,
             "scopes": list(grant.scopes), "resource": grant.resource, "created_at": iso(grant.created_at),
-            "expires_at": iso(grant.expires_at), "revoked_at": iso(grant.revoked_at)}
+            "expires_at": iso(grant.expires_at), "revoked_at": iso(grant.revoked_at),
+            "last_used_at": iso(grant.last_used_at)}
 
 
 @click.group("grants")

@@ -27,7 +27,7 @@ from oauth_server.errors import (
     SlowDown,
     UnauthorizedClient,
 )
-from oauth_server.grants.issue import GrantContext, Issuance, mint
+from oauth_server.grants.issue import GrantContext, Issuance, mint, record_use
 from oauth_server.records import DEVICE_APPROVED, DEVICE_DENIED, DeviceAuthorization
 from oauth_server.resources import resource_matches
 
@@ -104,4 +104,5 @@ async def issue(ctx: GrantContext, record: DeviceAuthorization) -> Issuance:
     if not await ctx.model.save_tokens(issuance.access, issuance.refresh):
         logger.warning("grant %s was revoked before its tokens were stored", record.grant_id)
         raise InvalidGrant("the grant was revoked")
+    await record_use(ctx, record.grant_id)
     return issuance

@@ -7,16 +7,20 @@ grant (client_credentials, device_code, jwt-bearer) starts from a short signatur
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from oauth_server import jwt_access, tokens
 from oauth_server import scopes as scope_strings
 from oauth_server.audit.trail import NO_AUDIT, AuditTrail
+from oauth_server.errors import StorageUnavailable
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.records import AccessToken, Client, RefreshToken
 from oauth_server.settings import OAuthServerSettings
 from oauth_server.signing import LoadedKey
+
+logger = logging.getLogger("oauth_server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +127,12 @@ def mint(
             granted_scopes=granted_scopes,
         )
     return Issuance(access_token, refresh_token, access, refresh)
+
+
+async def record_use(ctx: GrantContext, grant_id: str) -> None:
+    """Note that the grant was used now (a user's connected apps show it), after its tokens were
+    stored. Bookkeeping: an outage here is logged, and the stored tokens are still handed out."""
+    try:
+        await ctx.model.record_grant_use(grant_id, ctx.now)
+    except StorageUnavailable:
+        logger.warning("could not record the use of grant %s", grant_id)

@@ -19,7 +19,7 @@ from oauth_server import scopes as scope_strings
 from oauth_server import tokens
 from oauth_server.audit.events import RefreshReuseDetected, digest_ref
 from oauth_server.errors import InvalidGrant, InvalidRequest, InvalidTarget, UnauthorizedClient
-from oauth_server.grants.issue import GrantContext, Issuance, mint
+from oauth_server.grants.issue import GrantContext, Issuance, mint, record_use
 from oauth_server.records import RefreshToken
 from oauth_server.resources import resource_matches
 
@@ -94,6 +94,7 @@ async def rotate(ctx: GrantContext, record: RefreshToken, scopes: tuple[str, ...
         await ctx.model.revoke_grant(record.grant_id, ctx.now)
         await reuse_detected(ctx, current)
         raise InvalidGrant("refresh token was already used")
+    await record_use(ctx, record.grant_id)
     return issuance
 
 

@@ -1,10 +1,10 @@
 """The storage interface: what a user implements for their own database.
 
 Rules every implementation keeps (the contract suite in ``tests/model/test_contract.py``,
-``test_contract_clients.py`` and ``test_contract_device.py`` checks them): credentials arrive
-already hashed and are looked up by digest; ``consume_*`` and ``rotate_*`` are atomic and
-single-use even under concurrency (a refresh token's grace window, ``reuse_after``, is the one
-asked-for exception); ``get_*`` may return expired records (the server checks expiry against its
+``test_contract_clients.py``, ``test_contract_device.py`` and ``test_contract_connected_apps.py``
+check them): credentials arrive already hashed and are looked up by digest; ``consume_*`` and
+``rotate_*`` are atomic and single-use even under concurrency (a refresh token's grace window,
+``reuse_after``, is the one asked-for exception); ``get_*`` may return expired records (the server checks expiry against its
 own clock) and returns None for unknown keys.
 
 Every code and token belongs to a ``Grant``. Revoking a grant marks it and removes every code
@@ -28,6 +28,9 @@ every process signs with, and publishes, the same ones. Their defaults raise
 ``NotImplementedError``, so a model written before them keeps working until it is asked to.
 The device-authorization methods (RFC 8628) are optional the same way: needed only with
 ``device_authorization_grant`` on.
+The verbs of a user's connected apps (``revoke_subject_grant``, ``record_grant_use``) are
+optional the same way: a model without them serves every flow; only its connected-apps page
+cannot revoke, and shows no "last used".
 """
 
 from __future__ import annotations
@@ -60,6 +63,11 @@ _NO_DEVICE_FLOW = (
 _NO_SIGNING_KEYS = (
     "JWT access tokens with managed keys: this model does not store signing keys; pass signing_keys=... to "
     "the settings or implement save_signing_key/list_signing_keys/retire_signing_key"
+)
+
+
+_NO_CONNECTED_APPS = (
+    "a user's connected apps: this model cannot revoke a grant for its subject; implement revoke_subject_grant"
 )
 
 
@@ -283,6 +291,28 @@ class OAuthServerModel(ABC):
         one gives None.
         """
         raise NotImplementedError(_NO_DEVICE_FLOW)
+
+    # -- a user's connected apps: optional, see the module docstring --------------------------
+    async def revoke_subject_grant(self, grant_id: str, subject: str, now: int) -> bool:
+        """``revoke_grant``, only if the grant belongs to ``subject``; whether it does.
+
+        For a user revoking one of their own connected apps: the ownership check and the
+        revocation are one atomic step, as ``revoke_grant`` is (in SQL the same transaction,
+        each statement also matching ``subject``), so no caller can end another subject's
+        grant. True if the grant exists and is ``subject``'s (revoked now, or already revoked:
+        it keeps its first ``revoked_at``); False, changing nothing, if it is unknown or
+        another subject's, so the caller cannot tell those two apart either.
+        """
+        raise NotImplementedError(_NO_CONNECTED_APPS)
+
+    async def record_grant_use(self, grant_id: str, now: int) -> None:  # noqa: B027 - optional, no-op default
+        """Set the grant's ``last_used_at`` to ``now``, unless it is already ``now`` or later.
+
+        The server calls it after it stored tokens of the grant (a code redeemed, a refresh),
+        never on a bearer check, so the token path gains one small write and the resource
+        path none. One statement; a revoked or unknown grant is left as it is. The default
+        does nothing: a model written before it keeps working, and its grants show no use.
+        """
 
     # -- client assertions (RFC 7523, private_key_jwt) ---------------------------------------
     @abstractmethod

@@ -239,6 +239,18 @@ class MemoryOAuthServerModel(OAuthServerModel):
     async def revoke_grant(self, grant_id: str, now: int) -> None:
         self._revoke(grant_id, now)
 
+    async def revoke_subject_grant(self, grant_id: str, subject: str, now: int) -> bool:
+        grant = self.grants.get(grant_id)
+        if grant is None or grant.subject != subject:
+            return False
+        self._revoke(grant_id, now)
+        return True
+
+    async def record_grant_use(self, grant_id: str, now: int) -> None:
+        grant = self.grants.get(grant_id)
+        if grant is not None and grant.revoked_at is None and (grant.last_used_at or 0) < now:
+            self.grants[grant_id] = dataclasses.replace(grant, last_used_at=now)  # same expiry: heap entry holds
+
     def _revoke(self, grant_id: str, now: int) -> None:
         grant = self.grants.get(grant_id)
         if grant is not None and grant.revoked_at is None:

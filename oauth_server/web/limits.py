@@ -1,4 +1,4 @@
-"""Rate limits for register, authorize, consent, token and revoke (RFC 9700 §4.x, brute force).
+"""Rate limits for register, authorize, consent, connected apps, token and revoke (RFC 9700 §4.x, brute force).
 
 Built on ``limits``, the engine under slowapi: slowapi's decorators need ``app.state`` and an
 app-level exception handler, which a router cannot install, so the router calls the engine
@@ -27,6 +27,7 @@ DEFAULT_LIMITS = {
     "register": "30/minute",
     "authorize": "60/minute",
     "consent": "30/minute",      # the example's login form: slows password guessing
+    "connected_apps": "30/minute",  # its POSTs: revocations and sign-ins
     "token": "300/minute",
     "token_client": "120/minute",
     "revoke": "120/minute",
@@ -77,6 +78,21 @@ class RateLimits:
         close = getattr(client, "aclose", None)
         if close is not None:
             await close()
+
+    async def check(self, name: str, key: str) -> None:
+        """Raise ``RateLimited`` if limit ``name`` is used up for ``key``, without counting this
+        request: for limits that count only failures (``hit`` after each failed sign-in)."""
+        item = self._items.get(name)
+        if not self.enabled or item is None:
+            return
+        try:
+            if await self._limiter.test(item, name, key):
+                return
+            stats = await self._limiter.get_window_stats(item, name, key)
+        except Exception as exc:
+            logger.warning("rate limit storage unavailable (%s); request allowed", exc.__class__.__name__)
+            return
+        raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
 
     async def hit(self, name: str, key: str) -> None:
         """Count one request for ``key`` under limit ``name``; raise ``RateLimited`` past it."""

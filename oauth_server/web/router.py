@@ -19,6 +19,7 @@ from oauth_server.web.context import MAX_BODY_BYTES, GetUser, RouterContext, Use
 from oauth_server.web.endpoints import (
     authorize,
     client_management,
+    connected_apps,
     consent,
     device,
     introspect,
@@ -98,9 +99,11 @@ def mcp_auth_router(
     Args:
         server: the ``AuthorizationServer`` (or ``OAuthServer``) holding the rules and the model.
         get_user: ``(request) -> subject | None``, plain or async: who is signed in (the app decides).
+            Given, the router also serves the user's connected apps at ``{issuer path}/connected-apps``.
         user_scopes: ``(subject) -> scopes | None``, plain or async: which scopes that user may
             grant; None: all.
-        templates_directory: the app's templates; ``oauth_server/consent.html`` there overrides ours.
+        templates_directory: the app's templates; ``oauth_server/consent.html`` (or
+            ``connected_apps.html``, ``sign_in.html``, ``error.html``) there overrides ours.
         consent_path: where the consent page and its confirm handler live; defaults to the path
             of ``authorization_url``.
         rate_limits: ``RateLimits(...)``; default: ``DEFAULT_LIMITS`` in memory. ``RateLimits.disabled()``
@@ -114,6 +117,7 @@ def mcp_auth_router(
     authorize.add_routes(router, ctx)
     consent.add_routes(router, ctx)
     device.add_routes(router, ctx)
+    connected_apps.add_routes(router, ctx)
     token.add_routes(router, ctx)
     revoke.add_routes(router, ctx)
     introspect.add_routes(router, ctx)
@@ -122,6 +126,8 @@ def mcp_auth_router(
     cors.add_method_not_allowed(router, ctx.consent_path, "GET, HEAD, POST")
     if server.settings.device_authorization_grant:
         cors.add_method_not_allowed(router, ctx.path("device"), "GET, HEAD, POST")
+    if get_user is not None:
+        cors.add_method_not_allowed(router, connected_apps.path(ctx), "GET, HEAD, POST")
     for name in CORS_PATHS:
         cors.add_preflight(router, ctx.path(name), "POST")
     cors.add_preflight(router, f"/.well-known/oauth-authorization-server{ctx.base_path}", "GET")
@@ -143,11 +149,13 @@ def consent_router(
     consent_path: str | None = None,
     rate_limits: RateLimits | None = None,
 ) -> APIRouter:
-    """Only the consent page and its confirm handler, for apps that serve the other endpoints
-    with the MCP SDK's own ``create_auth_routes`` / ``MCPServer(auth_server_provider=server)``."""
+    """Only the consent page and its confirm handler (and, given ``get_user``, the connected-apps
+    page), for apps that serve the other endpoints with the MCP SDK's own
+    ``create_auth_routes`` / ``MCPServer(auth_server_provider=server)``."""
     ctx = _context(server, get_user, user_scopes, templates_directory, consent_path, rate_limits)
     router = APIRouter(route_class=_OAuthRouterRoute)
     consent.add_routes(router, ctx)
+    connected_apps.add_routes(router, ctx)
     return router
 
 

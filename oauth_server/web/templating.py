@@ -22,7 +22,7 @@ PAGE_HEADERS = {
 
 
 class Templates:
-    """Renders ``oauth_server/consent.html`` and ``oauth_server/error.html``."""
+    """Renders ``oauth_server/consent.html``, ``connected_apps.html`` and ``error.html``."""
 
     def __init__(self, directory: str | Path | None = None) -> None:
         loaders = [FileSystemLoader(str(directory))] if directory else []

@@ -19,8 +19,9 @@ def test_list_filters_and_shapes(url: str) -> None:
     rows = _grants(url)
     assert {row["grant_id"] for row in rows} == {alice, bob}
     assert set(rows[0]) == {"grant_id", "client_id", "subject", "scopes", "resource", "created_at", "expires_at",
-                            "revoked_at"}
+                            "revoked_at", "last_used_at"}
     assert str(rows[0]["created_at"]).endswith("Z") and rows[0]["revoked_at"] is None
+    assert rows[0]["last_used_at"] is None  # seeded grants issued no tokens
     assert [row["grant_id"] for row in _grants(url, "--subject", "alice")] == [alice]
     assert [row["grant_id"] for row in _grants(url, "--client", "c2")] == [bob]
     human = invoke("grants", "list", "--database-url", url)

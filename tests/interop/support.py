@@ -18,7 +18,9 @@ from typing import NoReturn
 import pytest
 
 HERE = Path(__file__).resolve().parent
-ARTIFACTS = HERE.parent / "artifacts"
+#: Screenshots and other test artifacts: ``TEST_ARTIFACTS`` if set (CI uploads it), else the
+#: gitignored ``tests/artifacts/``.
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS") or HERE.parent / "artifacts")
 _STAMP = ".oauth_server-lock-sha256"
 
 

@@ -45,8 +45,10 @@ from oauth_server.model.sqlalchemy.statements import (
     LIST_SIGNING_KEYS_POSTGRES,
     PURGE,
     PURGE_POSTGRES,
+    RECORD_GRANT_USE,
     RETIRE_SIGNING_KEY,
     REVOKE_GRANT,
+    REVOKE_SUBJECT_GRANT,
     ROTATE_AND_ISSUE_POSTGRES,
     ROTATE_REFRESH_TOKEN,
     SAVE_ACCESS_IF_LIVE,
@@ -219,6 +221,22 @@ class SQLAlchemyOAuthServerModel(ClientVerbs, DeviceVerbs):
         await self._transaction(REVOKE_GRANT, {"grant": grant_id, "now": now}, notice("grant", grant_id))
         if self._cache is not None:
             self._cache.evict_grant(grant_id)  # and a lookup that raced the DELETE
+
+    @storage
+    async def revoke_subject_grant(self, grant_id: str, subject: str, now: int) -> bool:
+        # revoke_grant's transaction with every statement also matching the subject; the grant
+        # row's lock orders it against issuance the same way (statements.py).
+        if self._cache is not None:
+            self._cache.evict_grant(grant_id)
+        counts = await self._transaction(REVOKE_SUBJECT_GRANT, {"grant": grant_id, "owner": subject, "now": now},
+                                         notice("grant", grant_id))
+        if self._cache is not None:
+            self._cache.evict_grant(grant_id)
+        return counts[0] == 1
+
+    @storage
+    async def record_grant_use(self, grant_id: str, now: int) -> None:
+        await self._run(RECORD_GRANT_USE, {"grant": grant_id, "now": now})
 
     # -- signing keys (RFC 9068) --------------------------------------------------------------------
     @storage

@@ -2,7 +2,7 @@
 
 Module level so that each is compiled once (``asyncpg_path`` caches by statement object) and so
 that ``scripts/explain_plans.py`` explains exactly what the model runs. Parameters are named:
-``key`` (a primary key), ``now``, ``grant`` (a grant_id), ``batch``, ``reuse_after`` (a
+``key`` (a primary key), ``now``, ``grant`` (a grant_id), ``owner`` (its subject), ``batch``, ``reuse_after`` (a
 rotation's grace window, NULL by default), ``a_``/``r_``/``c_``/``g_``-prefixed columns of a
 record being inserted, and an UPDATE's new values by column name. The client statements
 (``client_statements.py``) follow the same rules.
@@ -180,6 +180,23 @@ REVOKE_GRANT = (
     update(grants).where(_grants.grant_id == bindparam("grant"))
     .values(revoked_at=func.coalesce(_grants.revoked_at, bindparam("now", type_=BigInteger))),
     *(delete(table).where(table.c.grant_id == bindparam("grant")) for table in GRANT_TABLES),
+)
+#: ``REVOKE_GRANT`` for one subject's own grant (a user's connected apps): every statement also
+#: matches ``:owner`` (a grant's subject never changes, and its credentials carry the same), so
+#: the first statement's count says whether the grant was the subject's, and another subject's
+#: grant is left untouched by all of them.
+REVOKE_SUBJECT_GRANT = (
+    update(grants).where(_grants.grant_id == bindparam("grant"), _grants.subject == bindparam("owner"))
+    .values(revoked_at=func.coalesce(_grants.revoked_at, bindparam("now", type_=BigInteger))),
+    *(delete(table).where(table.c.grant_id == bindparam("grant"), table.c.subject == bindparam("owner"))
+      for table in GRANT_TABLES),
+)
+#: Monotonic, and only while the grant is live; an UPDATE that matches no row writes nothing.
+RECORD_GRANT_USE = (
+    update(grants)
+    .where(_grants.grant_id == bindparam("grant"), _grants.revoked_at.is_(None),
+           or_(_grants.last_used_at.is_(None), _grants.last_used_at < bindparam("now", type_=BigInteger)))
+    .values(last_used_at=bindparam("now", type_=BigInteger))
 )
 #: Postgres: tells every process's caches (``notices``), when (and only if) the transaction commits.
 NOTIFY = text("SELECT pg_notify(:channel, :payload)")

@@ -141,6 +141,8 @@ grants = Table(
     _epoch("expires_at", index=True),
     # RFC 9700 §4.5 / §4.14.2: set once by revoke_grant; issuance checks it atomically.
     _epoch("revoked_at", nullable=True),
+    # Set by record_grant_use when tokens are issued in the grant (never on a bearer check).
+    _epoch("last_used_at", nullable=True),
 )
 
 authorization_codes = Table(
