@@ -24,7 +24,7 @@ from tests.flows.live import free_port
 from tests.model.conftest import create_database, drop_database, postgres_unreachable
 
 ROOT = Path(__file__).resolve().parents[2]
-LIFETIME = 15  # seconds: long enough for a restart on a loaded machine, short enough to wait out
+LIFETIME = 30  # seconds: long enough for a restart on a loaded machine (15 was not), short enough to wait out
 
 
 @contextlib.contextmanager
