@@ -26,7 +26,7 @@ from oauth_server.cli.common import (
     table,
     with_model,
 )
-from oauth_server.clients import CLIENT_CREDENTIALS, JWT_BEARER
+from oauth_server.clients import CLIENT_CREDENTIALS, DEVICE_CODE, JWT_BEARER
 from oauth_server.errors import OAuthError
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.records import Client
@@ -96,9 +96,10 @@ def _print_fields(body: dict[str, Any]) -> None:
 @click.option("--redirect-uri", "redirect_uris", multiple=True,
               help="A redirect URI (repeatable); required with the authorization_code grant.")
 @click.option("--grant-type", "grant_types", multiple=True,
-              type=click.Choice(["authorization_code", "refresh_token", CLIENT_CREDENTIALS, JWT_BEARER]),
+              type=click.Choice(["authorization_code", "refresh_token", CLIENT_CREDENTIALS, JWT_BEARER, DEVICE_CODE]),
               help="A grant type (repeatable; default authorization_code and refresh_token). "
-                   "client_credentials and jwt-bearer need a confidential --auth-method.")
+                   "client_credentials and jwt-bearer need a confidential --auth-method; the "
+                   "device_code grant (RFC 8628) also suits public clients.")
 @click.option("--auth-method", default="client_secret_basic", show_default=True,
               type=click.Choice(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]),
               help="How the client authenticates at the token endpoint; 'none' makes a public client, "
@@ -138,7 +139,8 @@ def create_command(database_url: str | None, as_json: bool, issuer: str, name: s
         except ValueError:
             raise ConfigError("--jwks-file is not JSON") from None
     try:
-        client, secret = clients.build_client(metadata, settings(issuer, scopes_supported), int(time.time()),
+        rules = settings(issuer, scopes_supported, device_authorization_grant=True)
+        client, secret = clients.build_client(metadata, rules, int(time.time()),
                                               allow_client_credentials=True, allow_jwt_bearer=True)
     except OAuthError as exc:
         raise ConfigError(f"client refused: {exc}") from None

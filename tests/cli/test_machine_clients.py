@@ -84,3 +84,15 @@ def test_private_key_jwt_and_id_jag_clients(url: str, tmp_path: Path) -> None:
     assert code == 2 and "not JSON" in err
     code, out = create(url, "--grant-type", JWT_BEARER, "--auth-method", "client_secret_post")
     assert code == 0 and json.loads(out)["grant_types"] == [JWT_BEARER]
+
+
+def test_create_a_public_device_client(url: str) -> None:
+    """RFC 8628 §5.4: a device client may be public (the user approves each request on the
+    verification page); it needs no redirect URI."""
+    device = "urn:ietf:params:oauth:grant-type:device_code"
+    code, out = create(url, "--name", "tv", "--auth-method", "none", "--grant-type", device,
+                       "--grant-type", "refresh_token")
+    assert code == 0, out
+    body = json.loads(out)
+    assert body["grant_types"] == [device, "refresh_token"] and body["redirect_uris"] == []
+    assert "client_secret" not in body and body["token_endpoint_auth_method"] == "none"
