@@ -39,6 +39,8 @@ class Server:
     available: bool = True
     reason: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    #: Environment variables of the server process (the example's settings).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_name(self) -> str:
@@ -66,6 +68,16 @@ class Server:
         if self.base_name == "ours-rs-jwt":
             return [*py, "bench.apps.ours", "--port", str(port), "--model", "memory", "--token-format", "jwt",
                     "--guard", "resource-server"], root, {}
+        if self.base_name.startswith("example-"):
+            # The example as `make run` starts it, on a fresh SQLite file; rate limits off (one
+            # driver address sends thousands of requests a second).
+            database = f"sqlite+aiosqlite:///{workdir / 'example.db'}"
+            if self.base_name.startswith("example-postgres"):
+                database = f"postgresql+asyncpg://{_pg_netloc()}/{PG_DATABASE}"
+            env = {"PORT": str(port), "PUBLIC_URL": f"http://127.0.0.1:{port}", "DATABASE_URL": database,
+                   "RATE_LIMIT": "off", "LOG_LEVEL": "WARNING", "PURGE_INTERVAL": "3600",
+                   "MCP_SESSIONS": "on" if self.base_name.endswith("-sessions") else "off", **self.extra_env}
+            return [*py, "example.server"], root, env
         if self.name == "mcp-sdk":
             return [*py, "bench.apps.sdk", "--port", str(port)], ROOT, {}
         if self.name == "starlette":
@@ -96,6 +108,11 @@ ALL = [
            "the same with JWT access tokens (RFC 9068, managed RS256 keys in Postgres)"),
     Server("ours-rs-jwt", "ours", "consent-page",
            "resource-server mode: /mcp verifies JWTs by the issuer's JWKS only (ResourceServer), memory AS"),
+    Server("example-sqlite", "ours", "example",
+           "the example (python -m example.server) on SQLite: sign-in + consent (argon2), the MCP SDK's "
+           "server at /mcp, stateless JSON (MCP_SESSIONS=off)"),
+    Server("example-sqlite-sessions", "ours", "example-sessions",
+           "the same with MCP_SESSIONS=on (stateful sessions, SSE answers)"),
     Server("mcp-oauth-server", "peer", "consent-page",
            "npm mcp-oauth-server 1.0.0, Express 5, MemoryOAuthServerModel, node"),
     Server("mcp-sdk", "peer", "immediate-code", "MCP Python SDK create_auth_routes + in-memory provider, uvicorn"),
