@@ -58,9 +58,11 @@ class Server:
         root = self.root
         if self.base_name == "ours-memory":
             return [*py, "bench.apps.ours", "--port", str(port), "--model", "memory"], root, {}
-        if self.base_name == "ours-sqlite":
+        if self.base_name in ("ours-sqlite", "ours-sqlite-normal"):
             url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-            return [*py, "bench.apps.ours", "--port", str(port), "--model", "sqlite", "--db-url", url], root, {}
+            normal = ["--sqlite-synchronous", "NORMAL"] if self.base_name.endswith("-normal") else []
+            argv = [*py, "bench.apps.ours", "--port", str(port), "--model", "sqlite", "--db-url", url, *normal]
+            return argv, root, {}
         if self.base_name in ("ours-postgres", "ours-postgres-jwt"):
             url = self.extra.get("db_url") or f"postgresql+asyncpg://{_pg_netloc()}/{PG_DATABASE}"
             jwt = ["--token-format", "jwt"] if self.base_name.endswith("-jwt") else []
@@ -102,6 +104,8 @@ ALL = [
     Server("ours-memory", "ours", "consent-page", "oauth_server, MemoryOAuthServerModel, uvicorn"),
     Server("ours-sqlite", "ours", "consent-page",
            "oauth_server, SQLAlchemyOAuthServerModel on SQLite (aiosqlite, temp file)"),
+    Server("ours-sqlite-normal", "ours", "consent-page",
+           "the same with sqlite_synchronous=NORMAL (a commit survives a process crash, not a power loss)"),
     Server("ours-postgres", "ours", "consent-page",
            "oauth_server, SQLAlchemyOAuthServerModel on Postgres (asyncpg, local)"),
     Server("ours-postgres-jwt", "ours", "consent-page",
@@ -173,13 +177,13 @@ def check(server: Server) -> Server:
         server.available, server.reason = False, reason
         return server
 
-    if server.base_name in ("ours-sqlite", "ours-postgres", "ours-postgres-jwt"):
+    if server.base_name in ("ours-sqlite", "ours-sqlite-normal", "ours-postgres", "ours-postgres-jwt"):
         try:
             module = importlib.import_module("oauth_server.model.sqlalchemy")
             module.SQLAlchemyOAuthServerModel  # noqa: B018 - the attribute is the check
         except Exception as exc:
             return off(f"SQL model not importable ({type(exc).__name__}: {exc})")
-        if server.base_name == "ours-sqlite" and importlib.util.find_spec("aiosqlite") is None:
+        if server.base_name.startswith("ours-sqlite") and importlib.util.find_spec("aiosqlite") is None:
             return off("aiosqlite is not installed")
         if server.base_name.startswith("ours-postgres"):
             if importlib.util.find_spec("asyncpg") is None:

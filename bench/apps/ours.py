@@ -9,6 +9,7 @@ limits are off (the driver sends thousands of requests per second from one addre
 
 Usage: python -m bench.apps.ours --port 8000 [--model memory|sqlite|postgres] [--db-url URL]
        [--token-format opaque|jwt] [--guard middleware|dependency|resource-server]
+       [--sqlite-synchronous FULL|NORMAL]
 """
 
 from __future__ import annotations
@@ -45,14 +46,14 @@ async def fixed_user(request: Request) -> str | None:
     return USER
 
 
-def build_model(kind: str, db_url: str | None) -> OAuthServerModel:
+def build_model(kind: str, db_url: str | None, sqlite_synchronous: str | None = None) -> OAuthServerModel:
     if kind == "memory":
         return MemoryOAuthServerModel()
     if not db_url:
         raise SystemExit(f"--model {kind} needs --db-url")
     from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
 
-    model: OAuthServerModel = SQLAlchemyOAuthServerModel(db_url)
+    model: OAuthServerModel = SQLAlchemyOAuthServerModel(db_url, sqlite_synchronous=sqlite_synchronous or "FULL")
     return model
 
 
@@ -124,11 +125,14 @@ def main() -> None:
     parser.add_argument("--guard", choices=["middleware", "dependency", "resource-server"], default="middleware")
     parser.add_argument("--token-format", choices=["opaque", "jwt"], default="opaque")
     parser.add_argument("--short-lifetimes", action="store_true")
+    parser.add_argument("--sqlite-synchronous", choices=["FULL", "NORMAL"], default=None,
+                        help="the SQL model's sqlite_synchronous (default: the model's own, FULL)")
     args = parser.parse_args()
     base_url = f"http://127.0.0.1:{args.port}"
     if args.guard == "resource-server" and args.token_format != "jwt":
         raise SystemExit("--guard resource-server verifies JWTs: add --token-format jwt")
-    app = build_app(base_url, build_model(args.model, args.db_url), args.guard, args.short_lifetimes,
+    model = build_model(args.model, args.db_url, args.sqlite_synchronous)
+    app = build_app(base_url, model, args.guard, args.short_lifetimes,
                     args.token_format)
     serve(app, args.port)
 
