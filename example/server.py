@@ -94,7 +94,7 @@ def create_app(settings: ExampleSettings) -> FastAPI:
     if settings.resource_server_only:
         return create_resource_server_app(settings)
     oauth_settings = server_settings(settings)  # refuses bad settings before anything is opened
-    model = make_model(settings.database_url)
+    model = make_model(settings.database_url, settings.sqlite_synchronous)
     server = OAuthServer(model, oauth_settings)
     users = UserStore.demo(settings.demo_username, settings.demo_password)
     mcp, mcp_endpoint = mcp_route(settings, server)

@@ -100,6 +100,11 @@ class ExampleSettings:
     cimd_allow_loopback: bool = False
     #: A PEM CA bundle that replaces the default trust store for metadata document fetches.
     cimd_ca_bundle: str | None = None
+    #: Stateful MCP sessions (``Mcp-Session-Id``, SSE streams). Off: every POST /mcp stands alone
+    #: and is answered with JSON, so any process behind a load balancer can serve it.
+    mcp_sessions: bool = False
+    #: On SQLite: FULL (an answered write survives a power loss) or NORMAL (a process crash only).
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
 
     @property
     def issuer_url(self) -> str:
@@ -137,6 +142,8 @@ class ExampleSettings:
             raise SettingsError(f"ACCESS_TOKEN_FORMAT must be opaque or jwt, got {self.access_token_format!r}")
         if self.key_encryption_secret is not None and len(self.key_encryption_secret.encode()) < 32:
             raise SettingsError(f"KEY_ENCRYPTION_SECRET must be at least 32 bytes; make one with: {SECRET_HINT}")
+        if self.sqlite_synchronous not in ("FULL", "NORMAL"):
+            raise SettingsError(f"SQLITE_SYNCHRONOUS must be FULL or NORMAL, got {self.sqlite_synchronous!r}")
         if self.signing_key_propagation < 0:
             raise SettingsError("SIGNING_KEY_PROPAGATION must be >= 0 seconds")
         if self.auth_jwks_refetch_interval <= 0:
@@ -175,8 +182,8 @@ class ExampleSettings:
         ``ACCESS_TOKEN_LIFETIME``, ``PURGE_INTERVAL``, ``ACCESS_TOKEN_FORMAT``,
         ``KEY_ENCRYPTION_SECRET``, ``SIGNING_KEY_FILE``, ``SIGNING_KEY_PROPAGATION``,
         ``RESOURCE_URLS``, ``AUTH_ISSUER``, ``AUTH_ALLOW_LOOPBACK``,
-        ``AUTH_JWKS_REFETCH_INTERVAL``, ``CIMD``, ``CIMD_ALLOW_LOOPBACK`` and ``CIMD_CA_BUNDLE``;
-        unset or empty means the default."""
+        ``AUTH_JWKS_REFETCH_INTERVAL``, ``CIMD``, ``CIMD_ALLOW_LOOPBACK``, ``CIMD_CA_BUNDLE``,
+        ``MCP_SESSIONS`` and ``SQLITE_SYNCHRONOUS``; unset or empty means the default."""
         env = os.environ if env is None else env
         defaults = cls()
 
@@ -222,4 +229,6 @@ class ExampleSettings:
             cimd=_flag(env, "CIMD", defaults.cimd),
             cimd_allow_loopback=_flag(env, "CIMD_ALLOW_LOOPBACK", defaults.cimd_allow_loopback),
             cimd_ca_bundle=get("CIMD_CA_BUNDLE", "") or None,
+            mcp_sessions=_flag(env, "MCP_SESSIONS", defaults.mcp_sessions),
+            sqlite_synchronous=get("SQLITE_SYNCHRONOUS", defaults.sqlite_synchronous).upper(),  # type: ignore[arg-type]
         )
