@@ -17,6 +17,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -98,6 +99,7 @@ def create_app(settings: ExampleSettings) -> FastAPI:
     server = OAuthServer(model, oauth_settings)
     users = UserStore.demo(settings.demo_username, settings.demo_password)
     mcp, mcp_endpoint = mcp_route(settings, server)
+    rate_limits = RateLimits(storage_uri=settings.rate_limit_storage) if settings.rate_limit else RateLimits.disabled()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -115,6 +117,7 @@ def create_app(settings: ExampleSettings) -> FastAPI:
         finally:
             if server.client_documents is not None:
                 await server.client_documents.aclose()
+            await rate_limits.aclose()
             await model.close()
 
     app = FastAPI(title="oauth_server example", lifespan=lifespan)
@@ -129,7 +132,7 @@ def create_app(settings: ExampleSettings) -> FastAPI:
         get_user=users.get_user,
         user_scopes=users.user_scopes,
         templates_directory=TEMPLATES,
-        rate_limits=RateLimits() if settings.rate_limit else RateLimits.disabled(),
+        rate_limits=rate_limits,
     ))
     app.router.routes.append(mcp_endpoint)
     app.state.oauth_server = server
@@ -184,8 +187,21 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     print(startup_banner(settings), flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                access_log=settings.access_log)
+    options: dict[str, Any] = {"host": settings.host, "port": settings.port, "access_log": settings.access_log,
+                               "log_level": settings.log_level.lower()}
+    if settings.workers > 1:
+        # uvicorn starts each worker from an import string; every worker builds its own app
+        # (model, pool, caches) from the same environment, and they share the database and Redis.
+        uvicorn.run("example.server:app_from_env", factory=True, workers=settings.workers, **options)
+        return
+    uvicorn.run(app, **options)
+
+
+def app_from_env() -> FastAPI:
+    """One worker's app, from the environment (``WORKERS`` > 1: uvicorn calls this in each worker)."""
+    settings = ExampleSettings.from_env()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(settings)
 
 
 if __name__ == "__main__":

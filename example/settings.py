@@ -105,6 +105,10 @@ class ExampleSettings:
     mcp_sessions: bool = False
     #: On SQLite: FULL (an answered write survives a power loss) or NORMAL (a process crash only).
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    #: uvicorn worker processes. More than one needs shared rate-limit counters (Redis).
+    workers: int = 1
+    #: Where rate-limit counters live: ``memory://`` (this process) or ``redis://host:port/db``.
+    rate_limit_storage: str = "memory://"
 
     @property
     def issuer_url(self) -> str:
@@ -144,6 +148,12 @@ class ExampleSettings:
             raise SettingsError(f"KEY_ENCRYPTION_SECRET must be at least 32 bytes; make one with: {SECRET_HINT}")
         if self.sqlite_synchronous not in ("FULL", "NORMAL"):
             raise SettingsError(f"SQLITE_SYNCHRONOUS must be FULL or NORMAL, got {self.sqlite_synchronous!r}")
+        if self.workers < 1:
+            raise SettingsError(f"WORKERS must be at least 1, got {self.workers}")
+        if self.workers > 1 and self.rate_limit and self.rate_limit_storage.startswith("memory"):
+            # Each worker would count alone: every limit would be WORKERS times looser.
+            raise SettingsError("WORKERS > 1 needs shared rate-limit counters: set "
+                                "RATE_LIMIT_STORAGE=redis://host:6379/0 (or RATE_LIMIT=off)")
         if self.signing_key_propagation < 0:
             raise SettingsError("SIGNING_KEY_PROPAGATION must be >= 0 seconds")
         if self.auth_jwks_refetch_interval <= 0:
@@ -183,7 +193,8 @@ class ExampleSettings:
         ``KEY_ENCRYPTION_SECRET``, ``SIGNING_KEY_FILE``, ``SIGNING_KEY_PROPAGATION``,
         ``RESOURCE_URLS``, ``AUTH_ISSUER``, ``AUTH_ALLOW_LOOPBACK``,
         ``AUTH_JWKS_REFETCH_INTERVAL``, ``CIMD``, ``CIMD_ALLOW_LOOPBACK``, ``CIMD_CA_BUNDLE``,
-        ``MCP_SESSIONS`` and ``SQLITE_SYNCHRONOUS``; unset or empty means the default."""
+        ``MCP_SESSIONS``, ``SQLITE_SYNCHRONOUS``, ``WORKERS`` and ``RATE_LIMIT_STORAGE``; unset or
+        empty means the default."""
         env = os.environ if env is None else env
         defaults = cls()
 
@@ -231,4 +242,6 @@ class ExampleSettings:
             cimd_ca_bundle=get("CIMD_CA_BUNDLE", "") or None,
             mcp_sessions=_flag(env, "MCP_SESSIONS", defaults.mcp_sessions),
             sqlite_synchronous=get("SQLITE_SYNCHRONOUS", defaults.sqlite_synchronous).upper(),  # type: ignore[arg-type]
+            workers=integer("WORKERS", defaults.workers),
+            rate_limit_storage=get("RATE_LIMIT_STORAGE", defaults.rate_limit_storage),
         )
