@@ -41,6 +41,8 @@ class Server:
     extra: dict[str, str] = field(default_factory=dict)
     #: Environment variables of the server process (the example's settings).
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: False: the server may run on every core (a multi-process server), not pinned to one.
+    pinned: bool = True
 
     @property
     def base_name(self) -> str:
@@ -63,10 +65,12 @@ class Server:
             normal = ["--sqlite-synchronous", "NORMAL"] if self.base_name.endswith("-normal") else []
             argv = [*py, "bench.apps.ours", "--port", str(port), "--model", "sqlite", "--db-url", url, *normal]
             return argv, root, {}
-        if self.base_name in ("ours-postgres", "ours-postgres-jwt"):
+        if self.base_name in ("ours-postgres", "ours-postgres-jwt", "ours-postgres-1w", "ours-postgres-2w"):
             url = self.extra.get("db_url") or f"postgresql+asyncpg://{_pg_netloc()}/{PG_DATABASE}"
             jwt = ["--token-format", "jwt"] if self.base_name.endswith("-jwt") else []
-            return [*py, "bench.apps.ours", "--port", str(port), "--model", "postgres", "--db-url", url, *jwt], root, {}
+            workers = ["--workers", "2"] if self.base_name.endswith("-2w") else []
+            argv = [*py, "bench.apps.ours", "--port", str(port), "--model", "postgres", "--db-url", url, *jwt, *workers]
+            return argv, root, {}
         if self.base_name == "ours-rs-jwt":
             return [*py, "bench.apps.ours", "--port", str(port), "--model", "memory", "--token-format", "jwt",
                     "--guard", "resource-server"], root, {}
@@ -108,6 +112,11 @@ ALL = [
            "the same with sqlite_synchronous=NORMAL (a commit survives a process crash, not a power loss)"),
     Server("ours-postgres", "ours", "consent-page",
            "oauth_server, SQLAlchemyOAuthServerModel on Postgres (asyncpg, local)"),
+    Server("ours-postgres-1w", "ours", "consent-page",
+           "ours-postgres, one uvicorn worker, unpinned (the scaling baseline)", pinned=False),
+    Server("ours-postgres-2w", "ours", "consent-page",
+           "ours-postgres with 2 uvicorn workers, unpinned: ÷ ours-postgres-1w is the scaling ratio "
+           "(CPU is the supervisor's only: read throughput)", pinned=False),
     Server("ours-postgres-jwt", "ours", "consent-page",
            "the same with JWT access tokens (RFC 9068, managed RS256 keys in Postgres)"),
     Server("ours-rs-jwt", "ours", "consent-page",
@@ -177,7 +186,8 @@ def check(server: Server) -> Server:
         server.available, server.reason = False, reason
         return server
 
-    if server.base_name in ("ours-sqlite", "ours-sqlite-normal", "ours-postgres", "ours-postgres-jwt"):
+    if server.base_name in ("ours-sqlite", "ours-sqlite-normal", "ours-postgres", "ours-postgres-jwt",
+                            "ours-postgres-1w", "ours-postgres-2w"):
         try:
             module = importlib.import_module("oauth_server.model.sqlalchemy")
             module.SQLAlchemyOAuthServerModel  # noqa: B018 - the attribute is the check

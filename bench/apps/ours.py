@@ -9,13 +9,16 @@ limits are off (the driver sends thousands of requests per second from one addre
 
 Usage: python -m bench.apps.ours --port 8000 [--model memory|sqlite|postgres] [--db-url URL]
        [--token-format opaque|jwt] [--guard middleware|dependency|resource-server]
-       [--sqlite-synchronous FULL|NORMAL]
+       [--sqlite-synchronous FULL|NORMAL] [--workers N]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,7 +29,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from bench.apps import serve
+from bench.apps import serve, serve_workers
 from oauth_server import (
     BearerAuthMiddleware,
     MemoryOAuthServerModel,
@@ -117,7 +120,7 @@ def build_app(base_url: str, model: OAuthServerModel, guard: str = "middleware",
     return app
 
 
-def main() -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--model", choices=["memory", "sqlite", "postgres"], default="memory")
@@ -127,14 +130,33 @@ def main() -> None:
     parser.add_argument("--short-lifetimes", action="store_true")
     parser.add_argument("--sqlite-synchronous", choices=["FULL", "NORMAL"], default=None,
                         help="the SQL model's sqlite_synchronous (default: the model's own, FULL)")
-    args = parser.parse_args()
-    base_url = f"http://127.0.0.1:{args.port}"
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (Postgres only)")
+    args = parser.parse_args(argv)
     if args.guard == "resource-server" and args.token_format != "jwt":
         raise SystemExit("--guard resource-server verifies JWTs: add --token-format jwt")
+    return args
+
+
+def app_from(args: argparse.Namespace) -> FastAPI:
     model = build_model(args.model, args.db_url, args.sqlite_synchronous)
-    app = build_app(base_url, model, args.guard, args.short_lifetimes,
-                    args.token_format)
-    serve(app, args.port)
+    return build_app(f"http://127.0.0.1:{args.port}", model, args.guard, args.short_lifetimes, args.token_format)
+
+
+def worker_app() -> FastAPI:
+    """One uvicorn worker's app (``--workers`` > 1), from the arguments ``main`` left in the environment."""
+    return app_from(parse(json.loads(os.environ[_ARGV])))
+
+
+_ARGV = "BENCH_OURS_ARGV"
+
+
+def main() -> None:
+    args = parse()
+    if args.workers > 1:
+        os.environ[_ARGV] = json.dumps(sys.argv[1:])
+        serve_workers("bench.apps.ours:worker_app", args.port, args.workers)
+        return
+    serve(app_from(args), args.port)
 
 
 if __name__ == "__main__":
