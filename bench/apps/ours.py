@@ -15,6 +15,7 @@ Usage: python -m bench.apps.ours --port 8000 [--model memory|sqlite|postgres] [-
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import os
@@ -86,13 +87,13 @@ def settings_for(base_url: str, short_lifetimes: bool, token_format: str = "opaq
 
 
 def build_app(base_url: str, model: OAuthServerModel, guard: str = "middleware",
-              short_lifetimes: bool = False, token_format: str = "opaque") -> FastAPI:
+              short_lifetimes: bool = False, token_format: str = "opaque", create_tables: bool = True) -> FastAPI:
     server = OAuthServer(model, settings_for(base_url, short_lifetimes, token_format))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         create_all = getattr(model, "create_all", None)
-        if create_all is not None:
+        if create_all is not None and create_tables:
             await create_all()
         yield
         dispose = getattr(model, "dispose", None) or getattr(model, "close", None)
@@ -137,14 +138,26 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def app_from(args: argparse.Namespace) -> FastAPI:
+def app_from(args: argparse.Namespace, create_tables: bool = True) -> FastAPI:
     model = build_model(args.model, args.db_url, args.sqlite_synchronous)
-    return build_app(f"http://127.0.0.1:{args.port}", model, args.guard, args.short_lifetimes, args.token_format)
+    return build_app(f"http://127.0.0.1:{args.port}", model, args.guard, args.short_lifetimes, args.token_format,
+                     create_tables)
 
 
 def worker_app() -> FastAPI:
-    """One uvicorn worker's app (``--workers`` > 1), from the arguments ``main`` left in the environment."""
-    return app_from(parse(json.loads(os.environ[_ARGV])))
+    """One uvicorn worker's app (``--workers`` > 1), from the arguments ``main`` left in the
+    environment; ``main`` created the tables (workers doing it at once would collide)."""
+    return app_from(parse(json.loads(os.environ[_ARGV])), create_tables=False)
+
+
+async def _create_tables(args: argparse.Namespace) -> None:
+    model = build_model(args.model, args.db_url, args.sqlite_synchronous)
+    create_all = getattr(model, "create_all", None)
+    if create_all is not None:
+        await create_all()
+    close = getattr(model, "close", None)
+    if close is not None:
+        await close()
 
 
 _ARGV = "BENCH_OURS_ARGV"
@@ -153,6 +166,7 @@ _ARGV = "BENCH_OURS_ARGV"
 def main() -> None:
     args = parse()
     if args.workers > 1:
+        asyncio.run(_create_tables(args))
         os.environ[_ARGV] = json.dumps(sys.argv[1:])
         serve_workers("bench.apps.ours:worker_app", args.port, args.workers)
         return
