@@ -29,11 +29,13 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 REDIRECT_URI = "http://127.0.0.1:33418/callback"
 SCOPE = "mcp:tools"
+#: What an MCP client accepts from a streamable HTTP server (JSON or an SSE stream).
+MCP_ACCEPT = "Accept: application/json, text/event-stream\r\n"
 TESTS = ("metadata", "register", "flow", "refresh", "resource")
 TEST_TITLES = {
     "metadata": "1. GET authorization server metadata",
@@ -291,6 +293,7 @@ class Client:
     jar: CookieJar = field(default_factory=CookieJar)
     refresh_token: str = ""
     access_token: str = ""
+    mcp_session: str = ""
 
 
 class FlowAdapter:
@@ -347,6 +350,8 @@ class ConsentPageFlow(FlowAdapter):
 
     name = "consent-page"
     requests_per_flow = 4
+    #: Fields the person fills in on the page besides approving (the example's sign-in).
+    login: ClassVar[dict[str, str]] = {}
 
     async def code(self, conn: Connection, target: Target, client: Client) -> tuple[str, str]:
         verifier, challenge = pkce_pair()
@@ -360,12 +365,45 @@ class ConsentPageFlow(FlowAdapter):
         html = page.body.decode()
         fields = {name: _unescape(value) for name, value in _HIDDEN.findall(html)}
         action = _ACTION.search(html)
-        fields["decision"] = "approve"
+        fields.update(self.login, decision="approve")
         confirm = expect(await conn.post_form(path_of(_unescape(action.group(1))) if action else
                                               path_of(response.headers["location"]), fields, jar.header()),
                          302, 303)
         jar.update(confirm)
         return verifier, _code_from(confirm.headers["location"], state)
+
+
+class ExampleFlow(ConsentPageFlow):
+    """The example app (``python -m example.server``): its consent page is also its sign-in form
+    (the demo user, an argon2 password check per flow), and ``/mcp`` is the MCP SDK's streamable
+    HTTP server, so test 5 sends a real MCP ``ping`` (stateless: nothing else is needed)."""
+
+    name = "example"
+    login: ClassVar[dict[str, str]] = {"username": "demo", "password": "demo"}
+    sessions = False
+
+    async def mcp_session(self, conn: Connection, target: Target, client: Client) -> None:
+        """With sessions: ``initialize`` + ``notifications/initialized`` once per connection
+        (not timed), then every ping carries the session id, as an SDK client's would."""
+        if not self.sessions:
+            return
+        auth = f"Authorization: Bearer {client.access_token}\r\n{MCP_ACCEPT}"
+        init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}}
+        response = expect(await conn.post_json(target.resource_path, init, auth), 200)
+        client.mcp_session = response.headers.get("mcp-session-id", "")
+        if not client.mcp_session:
+            raise HTTPError("initialize answered without an Mcp-Session-Id")
+        session = f"{auth}Mcp-Session-Id: {client.mcp_session}\r\n"
+        expect(await conn.post_json(target.resource_path, {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                                    session), 202, 200)
+
+
+class ExampleSessionsFlow(ExampleFlow):
+    """The same with ``MCP_SESSIONS=on``: stateful MCP sessions (SSE answers)."""
+
+    name = "example-sessions"
+    sessions = True
 
 
 class ImmediateCodeFlow(FlowAdapter):
@@ -393,7 +431,7 @@ class CeilingAdapter(FlowAdapter):
 
 
 ADAPTERS: dict[str, type[FlowAdapter]] = {
-    a.name: a for a in (ConsentPageFlow, ImmediateCodeFlow, CeilingAdapter)
+    a.name: a for a in (ConsentPageFlow, ExampleFlow, ExampleSessionsFlow, ImmediateCodeFlow, CeilingAdapter)
 }
 
 
@@ -413,6 +451,8 @@ async def setup(test: str, adapter: FlowAdapter, conn: Connection, target: Targe
             return Client("none", access_token="bench")
         client = await adapter.register(conn, target)
         await adapter.flow(conn, target, client)
+        if isinstance(adapter, ExampleFlow):
+            await adapter.mcp_session(conn, target, client)
         return client
     return None
 
@@ -451,9 +491,12 @@ def make_op(test: str, adapter: FlowAdapter, target: Target) -> Op:
     if test == "resource":
         body = b'{"jsonrpc":"2.0","id":1,"method":"ping"}'
 
+        mcp = MCP_ACCEPT if isinstance(adapter, ExampleFlow) else ""
+
         async def resource(conn: Connection, client: Client | None) -> int:
             assert client is not None
-            headers = f"Authorization: Bearer {client.access_token}\r\nContent-Type: application/json\r\n"
+            session = f"Mcp-Session-Id: {client.mcp_session}\r\n" if client.mcp_session else ""
+            headers = f"Authorization: Bearer {client.access_token}\r\nContent-Type: application/json\r\n{mcp}{session}"
             expect(await conn.request("POST", target.resource_path, headers, body), 200)
             return 1
         return resource

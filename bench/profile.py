@@ -103,7 +103,8 @@ def profile_test(server_name: str, test: str, args: argparse.Namespace, workdir:
                 cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.DEVNULL)
             time.sleep(args.warmup + 1.0)  # setup (registrations, first flows) and warm-up
             subprocess.run([args.py_spy, "record", "--pid", str(running.process.pid), "--rate", str(args.rate),
-                            "--duration", str(int(args.duration - 1.5)), "--format", "raw", "-o", str(folded)],
+                            "--duration", str(int(args.duration - 1.5)), "--format", "raw", "-o", str(folded),
+                            *(["--gil"] if args.gil else [])],
                            check=True, capture_output=True)
             driver.wait(args.duration + 120)
             result = json.loads((tmp / "driver.json").read_text())["tests"][test]
@@ -140,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--gil", action="store_true",
+                        help="sample only the thread holding the GIL: Python CPU share, without the time "
+                             "driver threads (aiosqlite's) spend waiting in C on the disk or a lock")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--no-pin", action="store_true")
     args = parser.parse_args(argv)

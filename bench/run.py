@@ -94,7 +94,7 @@ def can_pin() -> bool:
 def run_slot(server: Server, args: argparse.Namespace, tests: list[str], pinned: bool) -> dict[str, Any]:
     """Start one server, run the driver's tests against it, stop it."""
     with server.prepared() as workdir:
-        running = Running(server, workdir, SERVER_CORE if pinned else None)
+        running = Running(server, workdir, SERVER_CORE if pinned and server.pinned else None)
         try:
             running.wait_ready()
             out = workdir / "driver.json"

@@ -39,6 +39,10 @@ class Server:
     available: bool = True
     reason: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    #: Environment variables of the server process (the example's settings).
+    extra_env: dict[str, str] = field(default_factory=dict)
+    #: False: the server may run on every core (a multi-process server), not pinned to one.
+    pinned: bool = True
 
     @property
     def base_name(self) -> str:
@@ -56,16 +60,30 @@ class Server:
         root = self.root
         if self.base_name == "ours-memory":
             return [*py, "bench.apps.ours", "--port", str(port), "--model", "memory"], root, {}
-        if self.base_name == "ours-sqlite":
+        if self.base_name in ("ours-sqlite", "ours-sqlite-normal"):
             url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-            return [*py, "bench.apps.ours", "--port", str(port), "--model", "sqlite", "--db-url", url], root, {}
-        if self.base_name in ("ours-postgres", "ours-postgres-jwt"):
+            normal = ["--sqlite-synchronous", "NORMAL"] if self.base_name.endswith("-normal") else []
+            argv = [*py, "bench.apps.ours", "--port", str(port), "--model", "sqlite", "--db-url", url, *normal]
+            return argv, root, {}
+        if self.base_name in ("ours-postgres", "ours-postgres-jwt", "ours-postgres-1w", "ours-postgres-2w"):
             url = self.extra.get("db_url") or f"postgresql+asyncpg://{_pg_netloc()}/{PG_DATABASE}"
             jwt = ["--token-format", "jwt"] if self.base_name.endswith("-jwt") else []
-            return [*py, "bench.apps.ours", "--port", str(port), "--model", "postgres", "--db-url", url, *jwt], root, {}
+            workers = ["--workers", "2"] if self.base_name.endswith("-2w") else []
+            argv = [*py, "bench.apps.ours", "--port", str(port), "--model", "postgres", "--db-url", url, *jwt, *workers]
+            return argv, root, {}
         if self.base_name == "ours-rs-jwt":
             return [*py, "bench.apps.ours", "--port", str(port), "--model", "memory", "--token-format", "jwt",
                     "--guard", "resource-server"], root, {}
+        if self.base_name.startswith("example-"):
+            # The example as `make run` starts it, on a fresh SQLite file; rate limits off (one
+            # driver address sends thousands of requests a second).
+            database = f"sqlite+aiosqlite:///{workdir / 'example.db'}"
+            if self.base_name.startswith("example-postgres"):
+                database = f"postgresql+asyncpg://{_pg_netloc()}/{PG_DATABASE}"
+            env = {"PORT": str(port), "PUBLIC_URL": f"http://127.0.0.1:{port}", "DATABASE_URL": database,
+                   "RATE_LIMIT": "off", "LOG_LEVEL": "WARNING", "PURGE_INTERVAL": "3600",
+                   "MCP_SESSIONS": "on" if self.base_name.endswith("-sessions") else "off", **self.extra_env}
+            return [*py, "example.server"], root, env
         if self.name == "mcp-sdk":
             return [*py, "bench.apps.sdk", "--port", str(port)], ROOT, {}
         if self.name == "starlette":
@@ -90,12 +108,24 @@ ALL = [
     Server("ours-memory", "ours", "consent-page", "oauth_server, MemoryOAuthServerModel, uvicorn"),
     Server("ours-sqlite", "ours", "consent-page",
            "oauth_server, SQLAlchemyOAuthServerModel on SQLite (aiosqlite, temp file)"),
+    Server("ours-sqlite-normal", "ours", "consent-page",
+           "the same with sqlite_synchronous=NORMAL (a commit survives a process crash, not a power loss)"),
     Server("ours-postgres", "ours", "consent-page",
            "oauth_server, SQLAlchemyOAuthServerModel on Postgres (asyncpg, local)"),
+    Server("ours-postgres-1w", "ours", "consent-page",
+           "ours-postgres, one uvicorn worker, unpinned (the scaling baseline)", pinned=False),
+    Server("ours-postgres-2w", "ours", "consent-page",
+           "ours-postgres with 2 uvicorn workers, unpinned: ÷ ours-postgres-1w is the scaling ratio "
+           "(CPU is the supervisor's only: read throughput)", pinned=False),
     Server("ours-postgres-jwt", "ours", "consent-page",
            "the same with JWT access tokens (RFC 9068, managed RS256 keys in Postgres)"),
     Server("ours-rs-jwt", "ours", "consent-page",
            "resource-server mode: /mcp verifies JWTs by the issuer's JWKS only (ResourceServer), memory AS"),
+    Server("example-sqlite", "ours", "example",
+           "the example (python -m example.server) on SQLite: sign-in + consent (argon2), the MCP SDK's "
+           "server at /mcp, stateless JSON (MCP_SESSIONS=off)"),
+    Server("example-sqlite-sessions", "ours", "example-sessions",
+           "the same with MCP_SESSIONS=on (stateful sessions, SSE answers)"),
     Server("mcp-oauth-server", "peer", "consent-page",
            "npm mcp-oauth-server 1.0.0, Express 5, MemoryOAuthServerModel, node"),
     Server("mcp-sdk", "peer", "immediate-code", "MCP Python SDK create_auth_routes + in-memory provider, uvicorn"),
@@ -156,13 +186,14 @@ def check(server: Server) -> Server:
         server.available, server.reason = False, reason
         return server
 
-    if server.base_name in ("ours-sqlite", "ours-postgres", "ours-postgres-jwt"):
+    if server.base_name in ("ours-sqlite", "ours-sqlite-normal", "ours-postgres", "ours-postgres-jwt",
+                            "ours-postgres-1w", "ours-postgres-2w"):
         try:
             module = importlib.import_module("oauth_server.model.sqlalchemy")
             module.SQLAlchemyOAuthServerModel  # noqa: B018 - the attribute is the check
         except Exception as exc:
             return off(f"SQL model not importable ({type(exc).__name__}: {exc})")
-        if server.base_name == "ours-sqlite" and importlib.util.find_spec("aiosqlite") is None:
+        if server.base_name.startswith("ours-sqlite") and importlib.util.find_spec("aiosqlite") is None:
             return off("aiosqlite is not installed")
         if server.base_name.startswith("ours-postgres"):
             if importlib.util.find_spec("asyncpg") is None:

@@ -22,9 +22,9 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_model(database_url: str) -> SQLAlchemyOAuthServerModel:
+def make_model(database_url: str, sqlite_synchronous: str = "FULL") -> SQLAlchemyOAuthServerModel:
     """The model for ``database_url`` (an async SQLAlchemy URL: ``sqlite+aiosqlite``, ``postgresql+asyncpg``)."""
-    return SQLAlchemyOAuthServerModel(database_url)
+    return SQLAlchemyOAuthServerModel(database_url, sqlite_synchronous=sqlite_synchronous)
 
 
 async def prepare_database(model: SQLAlchemyOAuthServerModel, database_url: str) -> None:

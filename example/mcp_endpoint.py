@@ -40,5 +40,11 @@ def mcp_route(settings: ExampleSettings, verifier: TokenVerifier | Authorization
     /mcp/ is another URL and gets the app-wide trailing-slash redirect.
     """
     mcp = build_mcp_server()
-    mcp_app = mcp.streamable_http_app(streamable_http_path="/mcp", transport_security=transport_security(settings))
+    # Stateless with JSON answers unless MCP_SESSIONS=on: a session lives in one process's memory,
+    # so with several workers behind a load balancer the next request of a session reaches a
+    # process that never saw it (404); stateless, each request is complete in itself, and no
+    # per-session task and stream is set up per client.
+    stateless = not settings.mcp_sessions
+    mcp_app = mcp.streamable_http_app(streamable_http_path="/mcp", transport_security=transport_security(settings),
+                                      stateless_http=stateless, json_response=stateless)
     return mcp, Route("/mcp", BearerAuthMiddleware(mcp_app, verifier, ["mcp:tools"]))

@@ -18,6 +18,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -124,12 +125,14 @@ def create_app(settings: ExampleSettings) -> FastAPI:
     if settings.resource_server_only:
         return create_resource_server_app(settings)
     oauth_settings = server_settings(settings)  # refuses bad settings before anything is opened
-    model = make_model(settings.database_url)
+    model = make_model(settings.database_url, settings.sqlite_synchronous)
     # AUDIT_SQL=on: rows of oauth_audit_events on the same database, purged after AUDIT_RETENTION.
     on_event: EventHook = SQLAuditSink(model) if settings.audit_sql else log_event
     server = OAuthServer(model, oauth_settings, on_event=on_event)
     users = UserStore.demo(settings.demo_username, settings.demo_password)
-    limits = RateLimits({**DEFAULT_LIMITS, **LOGIN_LIMITS}) if settings.rate_limit else RateLimits.disabled()
+    # RATE_LIMIT_STORAGE=redis://…: the counters are shared by every worker process.
+    limits = (RateLimits({**DEFAULT_LIMITS, **LOGIN_LIMITS}, storage_uri=settings.rate_limit_storage)
+              if settings.rate_limit else RateLimits.disabled())
     sessions = SessionCookies(settings.session_secret, settings.session_lifetime, oauth_settings.secure_cookies)
     sign_in = SignIn(users, sessions, limits)
     mcp, mcp_endpoint = mcp_route(settings, server)
@@ -152,6 +155,7 @@ def create_app(settings: ExampleSettings) -> FastAPI:
                 await server.client_documents.aclose()
             if server.identity_providers is not None:
                 await server.identity_providers.aclose()
+            await limits.aclose()
             await model.close()
 
     app = FastAPI(title="oauth_server example", lifespan=lifespan)
@@ -226,8 +230,21 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     print(startup_banner(settings), flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                access_log=settings.access_log)
+    options: dict[str, Any] = {"host": settings.host, "port": settings.port, "access_log": settings.access_log,
+                               "log_level": settings.log_level.lower()}
+    if settings.workers > 1:
+        # uvicorn starts each worker from an import string; every worker builds its own app
+        # (model, pool, caches) from the same environment, and they share the database and Redis.
+        uvicorn.run("example.server:app_from_env", factory=True, workers=settings.workers, **options)
+        return
+    uvicorn.run(app, **options)
+
+
+def app_from_env() -> FastAPI:
+    """One worker's app, from the environment (``WORKERS`` > 1: uvicorn calls this in each worker)."""
+    settings = ExampleSettings.from_env()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(settings)
 
 
 if __name__ == "__main__":

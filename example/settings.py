@@ -122,6 +122,15 @@ class ExampleSettings:
     #: Signs the session cookies (at least 32 bytes); None: a random key per process, so
     #: sessions end at restart and worker processes do not share them.
     session_secret: str | None = field(default=None, repr=False)
+    #: Stateful MCP sessions (``Mcp-Session-Id``, SSE streams). Off: every POST /mcp stands alone
+    #: and is answered with JSON, so any process behind a load balancer can serve it.
+    mcp_sessions: bool = False
+    #: On SQLite: FULL (an answered write survives a power loss) or NORMAL (a process crash only).
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    #: uvicorn worker processes. More than one needs shared rate-limit counters (Redis).
+    workers: int = 1
+    #: Where rate-limit counters live: ``memory://`` (this process) or ``redis://host:port/db``.
+    rate_limit_storage: str = "memory://"
 
     @property
     def issuer_url(self) -> str:
@@ -167,6 +176,18 @@ class ExampleSettings:
                                 f"{MAX_SESSION_LIFETIME} seconds, got {self.session_lifetime}")
         if self.session_secret is not None and len(self.session_secret.encode()) < 32:
             raise SettingsError(f"SESSION_SECRET must be at least 32 bytes; make one with: {SECRET_HINT}")
+        if self.sqlite_synchronous not in ("FULL", "NORMAL"):
+            raise SettingsError(f"SQLITE_SYNCHRONOUS must be FULL or NORMAL, got {self.sqlite_synchronous!r}")
+        if self.workers < 1:
+            raise SettingsError(f"WORKERS must be at least 1, got {self.workers}")
+        if self.workers > 1 and self.rate_limit and self.rate_limit_storage.startswith("memory"):
+            # Each worker would count alone: every limit would be WORKERS times looser.
+            raise SettingsError("WORKERS > 1 needs shared rate-limit counters: set "
+                                "RATE_LIMIT_STORAGE=redis://host:6379/0 (or RATE_LIMIT=off)")
+        if self.workers > 1 and self.session_secret is None:
+            # Each worker would sign sessions with its own random key: a sign-in on one worker
+            # would be unknown to the next.
+            raise SettingsError(f"WORKERS > 1 needs SESSION_SECRET (shared by every worker): {SECRET_HINT}")
         if self.signing_key_propagation < 0:
             raise SettingsError("SIGNING_KEY_PROPAGATION must be >= 0 seconds")
         if self.audit_retention <= 0:
@@ -211,8 +232,9 @@ class ExampleSettings:
         ``RESOURCE_URLS``, ``AUTH_ISSUER``, ``AUTH_ALLOW_LOOPBACK``,
         ``AUTH_JWKS_REFETCH_INTERVAL``, ``CIMD``, ``CIMD_ALLOW_LOOPBACK``, ``CIMD_CA_BUNDLE``,
         ``DCR_CLIENT_CREDENTIALS``, ``IDJAG_ISSUER``, ``IDJAG_JWKS_URI``, ``IDJAG_ALLOW_LOOPBACK``,
-        ``DEVICE_FLOW``, ``AUDIT_SQL``, ``AUDIT_RETENTION``, ``SESSION_LIFETIME`` and
-        ``SESSION_SECRET``; unset or empty means the default."""
+        ``DEVICE_FLOW``, ``AUDIT_SQL``, ``AUDIT_RETENTION``, ``SESSION_LIFETIME``,
+        ``SESSION_SECRET``, ``MCP_SESSIONS``, ``SQLITE_SYNCHRONOUS``, ``WORKERS`` and
+        ``RATE_LIMIT_STORAGE``; unset or empty means the default."""
         env = os.environ if env is None else env
         defaults = cls()
 
@@ -267,4 +289,8 @@ class ExampleSettings:
             audit_retention=integer("AUDIT_RETENTION", defaults.audit_retention),
             session_lifetime=integer("SESSION_LIFETIME", defaults.session_lifetime),
             session_secret=get("SESSION_SECRET", "") or None,
+            mcp_sessions=_flag(env, "MCP_SESSIONS", defaults.mcp_sessions),
+            sqlite_synchronous=get("SQLITE_SYNCHRONOUS", defaults.sqlite_synchronous).upper(),  # type: ignore[arg-type]
+            workers=integer("WORKERS", defaults.workers),
+            rate_limit_storage=get("RATE_LIMIT_STORAGE", defaults.rate_limit_storage),
         )

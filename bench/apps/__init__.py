@@ -15,3 +15,12 @@ def serve(app: Any, port: int) -> None:
 
     uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning",
                 loop="auto", http="auto", lifespan="on")
+
+
+def serve_workers(factory: str, port: int, workers: int) -> None:
+    """The same settings with ``workers`` uvicorn worker processes, each building its app by
+    calling ``factory`` (an import string), as a multi-process deployment runs."""
+    import uvicorn
+
+    uvicorn.run(factory, factory=True, workers=workers, host="127.0.0.1", port=port, access_log=False,
+                log_level="warning", loop="auto", http="auto", lifespan="on")

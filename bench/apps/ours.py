@@ -9,12 +9,17 @@ limits are off (the driver sends thousands of requests per second from one addre
 
 Usage: python -m bench.apps.ours --port 8000 [--model memory|sqlite|postgres] [--db-url URL]
        [--token-format opaque|jwt] [--guard middleware|dependency|resource-server]
+       [--sqlite-synchronous FULL|NORMAL] [--workers N]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
+import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,7 +30,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from bench.apps import serve
+from bench.apps import serve, serve_workers
 from oauth_server import (
     BearerAuthMiddleware,
     MemoryOAuthServerModel,
@@ -45,14 +50,14 @@ async def fixed_user(request: Request) -> str | None:
     return USER
 
 
-def build_model(kind: str, db_url: str | None) -> OAuthServerModel:
+def build_model(kind: str, db_url: str | None, sqlite_synchronous: str | None = None) -> OAuthServerModel:
     if kind == "memory":
         return MemoryOAuthServerModel()
     if not db_url:
         raise SystemExit(f"--model {kind} needs --db-url")
     from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
 
-    model: OAuthServerModel = SQLAlchemyOAuthServerModel(db_url)
+    model: OAuthServerModel = SQLAlchemyOAuthServerModel(db_url, sqlite_synchronous=sqlite_synchronous or "FULL")
     return model
 
 
@@ -82,13 +87,13 @@ def settings_for(base_url: str, short_lifetimes: bool, token_format: str = "opaq
 
 
 def build_app(base_url: str, model: OAuthServerModel, guard: str = "middleware",
-              short_lifetimes: bool = False, token_format: str = "opaque") -> FastAPI:
+              short_lifetimes: bool = False, token_format: str = "opaque", create_tables: bool = True) -> FastAPI:
     server = OAuthServer(model, settings_for(base_url, short_lifetimes, token_format))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         create_all = getattr(model, "create_all", None)
-        if create_all is not None:
+        if create_all is not None and create_tables:
             await create_all()
         yield
         dispose = getattr(model, "dispose", None) or getattr(model, "close", None)
@@ -116,7 +121,7 @@ def build_app(base_url: str, model: OAuthServerModel, guard: str = "middleware",
     return app
 
 
-def main() -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--model", choices=["memory", "sqlite", "postgres"], default="memory")
@@ -124,13 +129,48 @@ def main() -> None:
     parser.add_argument("--guard", choices=["middleware", "dependency", "resource-server"], default="middleware")
     parser.add_argument("--token-format", choices=["opaque", "jwt"], default="opaque")
     parser.add_argument("--short-lifetimes", action="store_true")
-    args = parser.parse_args()
-    base_url = f"http://127.0.0.1:{args.port}"
+    parser.add_argument("--sqlite-synchronous", choices=["FULL", "NORMAL"], default=None,
+                        help="the SQL model's sqlite_synchronous (default: the model's own, FULL)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (Postgres only)")
+    args = parser.parse_args(argv)
     if args.guard == "resource-server" and args.token_format != "jwt":
         raise SystemExit("--guard resource-server verifies JWTs: add --token-format jwt")
-    app = build_app(base_url, build_model(args.model, args.db_url), args.guard, args.short_lifetimes,
-                    args.token_format)
-    serve(app, args.port)
+    return args
+
+
+def app_from(args: argparse.Namespace, create_tables: bool = True) -> FastAPI:
+    model = build_model(args.model, args.db_url, args.sqlite_synchronous)
+    return build_app(f"http://127.0.0.1:{args.port}", model, args.guard, args.short_lifetimes, args.token_format,
+                     create_tables)
+
+
+def worker_app() -> FastAPI:
+    """One uvicorn worker's app (``--workers`` > 1), from the arguments ``main`` left in the
+    environment; ``main`` created the tables (workers doing it at once would collide)."""
+    return app_from(parse(json.loads(os.environ[_ARGV])), create_tables=False)
+
+
+async def _create_tables(args: argparse.Namespace) -> None:
+    model = build_model(args.model, args.db_url, args.sqlite_synchronous)
+    create_all = getattr(model, "create_all", None)
+    if create_all is not None:
+        await create_all()
+    close = getattr(model, "close", None)
+    if close is not None:
+        await close()
+
+
+_ARGV = "BENCH_OURS_ARGV"
+
+
+def main() -> None:
+    args = parse()
+    if args.workers > 1:
+        asyncio.run(_create_tables(args))
+        os.environ[_ARGV] = json.dumps(sys.argv[1:])
+        serve_workers("bench.apps.ours:worker_app", args.port, args.workers)
+        return
+    serve(app_from(args), args.port)
 
 
 if __name__ == "__main__":

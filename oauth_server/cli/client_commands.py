@@ -26,8 +26,9 @@ from oauth_server.cli.common import (
     table,
     with_model,
 )
-from oauth_server.clients import CLIENT_CREDENTIALS, DEVICE_CODE, JWT_BEARER
+from oauth_server.clients import CLIENT_CREDENTIALS, JWT_BEARER
 from oauth_server.errors import OAuthError
+from oauth_server.grants.device_code import GRANT_TYPE as DEVICE_CODE
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.records import Client
 

@@ -36,7 +36,8 @@ class RunningExample:
 
 
 @contextlib.contextmanager
-def example_processes(logs: Path, *envs: Mapping[str, str]) -> Iterator[list[RunningExample]]:
+def example_processes(logs: Path, *envs: Mapping[str, str],
+                      start_timeout: float = 10.0) -> Iterator[list[RunningExample]]:
     """``python -m example.server`` once per ``envs`` (each with its ``PORT``), all started before
     any is waited for; yields where each listens and logs once every one answers /health.
 
@@ -54,7 +55,7 @@ def example_processes(logs: Path, *envs: Mapping[str, str]) -> Iterator[list[Run
                                            stdout=output, stderr=subprocess.STDOUT)
             started.append((process, log, f"http://127.0.0.1:{port}"))
         for process, log, base in started:
-            for _ in range(200):
+            for _ in range(int(start_timeout / 0.05)):
                 with contextlib.suppress(httpx.TransportError):
                     if httpx.get(f"{base}/health").status_code == 200:
                         break

@@ -28,7 +28,7 @@ from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel, metadata
 
 PG_URL = os.environ.get("PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 #: Enough connections that 20 concurrent calls each hold their own.
-POOL = {"pool_size": 20, "max_overflow": 10}
+POOL: dict[str, Any] = {"pool_size": 20, "max_overflow": 10}
 T = TypeVar("T")
 
 

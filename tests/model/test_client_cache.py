@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -22,7 +23,7 @@ from tests.model.test_contract import NOW, client
 from tests.model.test_token_cache import OWN_LISTENER, eventually
 
 
-def same_database(model: SQLAlchemyOAuthServerModel, **options: float) -> SQLAlchemyOAuthServerModel:
+def same_database(model: SQLAlchemyOAuthServerModel, **options: Any) -> SQLAlchemyOAuthServerModel:
     """A second model on ``model``'s database: another server process."""
     return SQLAlchemyOAuthServerModel(model.engine.url.render_as_string(hide_password=False), **options)
 

@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import event
@@ -438,11 +439,24 @@ async def test_a_model_without_signing_keys_says_what_to_do() -> None:
 
 # -- concurrency ---------------------------------------------------------------------------------
 class PeakConnections:
-    """How many pooled connections a SQL model had checked out at once (proves real overlap)."""
+    """How many calls a SQL model had at the database at once (proves real overlap): pooled
+    connections checked out, or on SQLite, writes handed to its writer thread and not yet answered."""
 
     def __init__(self, model: OAuthServerModel) -> None:
         self.current = self.peak = 0
-        if isinstance(model, SQLAlchemyOAuthServerModel):
+        lite = getattr(model, "_lite", None)
+        if lite is not None:
+            submit = lite._submit
+
+            async def counted(*args: Any, **kwargs: Any) -> Any:
+                self._checkout()
+                try:
+                    return await submit(*args, **kwargs)
+                finally:
+                    self._checkin()
+
+            lite._submit = counted
+        elif isinstance(model, SQLAlchemyOAuthServerModel):
             event.listen(model.engine.sync_engine.pool, "checkout", self._checkout)
             event.listen(model.engine.sync_engine.pool, "checkin", self._checkin)
 

@@ -99,7 +99,8 @@ async def test_issuance_waits_for_a_revocation_in_flight_then_stores_nothing(
 
 
 async def test_hot_paths_are_one_statement_without_a_transaction(sql_model: SQLAlchemyOAuthServerModel) -> None:
-    """Token lookup and code redemption: one primary-key statement each, no BEGIN/COMMIT."""
+    """Token lookup and code redemption: one primary-key statement each, no BEGIN/COMMIT of
+    their own (on SQLite a write shares the writer's group transaction)."""
     issued = await open_grant(sql_model, "grant-1")
     token = access()
     await sql_model.save_tokens(token, None)
@@ -111,15 +112,29 @@ async def test_hot_paths_are_one_statement_without_a_transaction(sql_model: SQLA
 
         event.listen(sql_model.engine.sync_engine.pool, "connect", log_queries)
         await sql_model.engine.dispose()  # new connections, each with the logger
-    else:
-        def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-            seen.append(statement.split(maxsplit=1)[0].upper())
-
-        event.listen(sql_model.engine.sync_engine, "after_cursor_execute", record)
+        assert await sql_model.get_access_token(token.token_digest) == token
+        assert await sql_model.consume_authorization_code(issued.code_digest, NOW) is not None
+        await asyncio.sleep(0.05)  # asyncpg calls query loggers with loop.call_soon
+        assert seen == ["SELECT", "UPDATE"]
+        return
+    # SQLite (sqlite_path): the lookup runs on the caller's reader; the redemption is one
+    # statement in the writer's group transaction (alone here: BEGIN IMMEDIATE, UPDATE, COMMIT).
+    assert sql_model._lite is not None
+    sql_model._lite._reader().set_trace_callback(lambda sql: seen.append("reader " + sql.split()[0].upper()))
     assert await sql_model.get_access_token(token.token_digest) == token
+    writes: list[str] = []
+    await sql_model._lite.close()  # the next write starts a writer whose connection we trace
+    connect = sql_model._lite._connect
+
+    def traced(busy_timeout: float) -> Any:
+        connection = connect(busy_timeout)
+        connection.set_trace_callback(lambda sql: writes.append(" ".join(sql.split()[:2]).upper()))
+        return connection
+
+    sql_model._lite._connect = traced  # type: ignore[method-assign]
     assert await sql_model.consume_authorization_code(issued.code_digest, NOW) is not None
-    await asyncio.sleep(0.05)  # asyncpg calls query loggers with loop.call_soon
-    assert seen == ["SELECT", "UPDATE"]
+    assert seen == ["reader SELECT"]
+    assert writes == ["BEGIN IMMEDIATE", "UPDATE OAUTH_AUTHORIZATION_CODES", "COMMIT"]
 
 
 async def test_tuples_are_stored_as_json_arrays(sql_model: SQLAlchemyOAuthServerModel) -> None:

@@ -45,12 +45,17 @@ class Compiled:
         self.params: tuple[tuple[str, Processor], ...] = tuple(
             (name, compiled.binds[name].type.bind_processor(dialect)) for name in names
         )
+        #: The values of anonymous literals (``column > 0`` binds its 0 as ``param_1``).
+        self.literals = {name: compiled.binds[name].effective_value for name in names
+                         if not compiled.binds[name].required}
         columns = getattr(statement, "exported_columns", None) or ()
         self.columns: tuple[tuple[str, Processor], ...] = tuple(
             (column.key, column.type.result_processor(dialect, None)) for column in columns
         )
 
     def args(self, params: Mapping[str, Any]) -> list[Any]:
+        if self.literals:
+            params = {**self.literals, **params}
         return [params[name] if process is None else process(params[name]) for name, process in self.params]
 
     def row(self, record: Any) -> dict[str, Any]:

@@ -134,9 +134,14 @@ class SQLAlchemyOAuthServerModel(ClientVerbs, DeviceVerbs):
         if self._postgres:
             await self._run(SAVE_GRANT_AND_CODE_POSTGRES, {**_prefixed("g_", grant), **_prefixed("c_", code)})
             return
+        grant_row, code_row = to_row(grant), to_row(code)
+        if self._lite is not None:
+            await self._lite.write([(INSERT[grants], grant_row, tuple(grant_row)),
+                                    (INSERT[authorization_codes], code_row, tuple(code_row))])
+            return
         async with self._transactional.begin() as conn:
-            await conn.execute(INSERT[grants], to_row(grant))
-            await conn.execute(INSERT[authorization_codes], to_row(code))
+            await conn.execute(INSERT[grants], grant_row)
+            await conn.execute(INSERT[authorization_codes], code_row)
 
     @storage
     async def save_grant(self, grant: Grant) -> None:
@@ -163,6 +168,11 @@ class SQLAlchemyOAuthServerModel(ClientVerbs, DeviceVerbs):
             return await self._count(statement, params) == 1
         if refresh is None:
             return await self._run(SAVE_ACCESS_IF_LIVE, params) == 1
+        if self._lite is not None:
+            # The guarded write first: if the grant is not live, nothing of the pair is stored.
+            row = to_row(refresh)
+            return await self._lite.write([(SAVE_ACCESS_IF_LIVE, params, ()),
+                                           (INSERT[refresh_tokens], row, tuple(row))], guarded=True) is not None
         async with self._transactional.begin() as conn:
             # A write first: it holds SQLite's write lock until commit, so no revocation can
             # come between this check of the grant and the second insert.
@@ -204,6 +214,12 @@ class SQLAlchemyOAuthServerModel(ClientVerbs, DeviceVerbs):
         if self._postgres:
             return await self._count(ROTATE_AND_ISSUE_POSTGRES, {
                 **params, **_prefixed("a_", access), **_prefixed("r_", refresh)}) == 1
+        if self._lite is not None:
+            minted = to_row(access), to_row(refresh)
+            return await self._lite.write([(ROTATE_REFRESH_TOKEN, params, ()),
+                                           (INSERT[access_tokens], minted[0], tuple(minted[0])),
+                                           (INSERT[refresh_tokens], minted[1], tuple(minted[1]))],
+                                          guarded=True) is not None
         async with self._transactional.begin() as conn:
             if (await conn.execute(ROTATE_REFRESH_TOKEN, params)).first() is None:
                 await conn.rollback()
@@ -258,6 +274,10 @@ class SQLAlchemyOAuthServerModel(ClientVerbs, DeviceVerbs):
     async def purge_expired(self, now: int, batch: int = 1000) -> int:
         # One short transaction per table, so a purge never holds locks across tables.
         removed = 0
+        if self._lite is not None:
+            for statement in PURGE:
+                removed += await self._run(statement, {"now": now, "batch": batch})
+            return removed
         async with self._autocommit.connect() as conn:
             for statement in PURGE_POSTGRES if self._postgres else PURGE:
                 removed += (await conn.execute(statement, {"now": now, "batch": batch})).rowcount

@@ -22,19 +22,24 @@ from oauth_server.model.sqlalchemy.asyncpg_path import AsyncpgPath
 from oauth_server.model.sqlalchemy.client_cache import RecentClients
 from oauth_server.model.sqlalchemy.failures import storage
 from oauth_server.model.sqlalchemy.notices import CHANNEL, NoticeFeed
+from oauth_server.model.sqlalchemy.sqlite_path import SqlitePath
 from oauth_server.model.sqlalchemy.statements import INSERT, NOTIFY
 from oauth_server.model.sqlalchemy.tables import metadata, to_row
 from oauth_server.model.sqlalchemy.token_cache import VerifiedTokenCache
 
 
-def _sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
-    """WAL lets readers run beside the writer; the busy timeout makes writers queue, not fail."""
+def _sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int, synchronous: str) -> None:
+    """WAL lets readers run beside the writer; the busy timeout makes writers queue, not fail.
+
+    The model's own statements run on ``sqlite_path``'s connections; the engine's serve
+    ``create_all`` and whoever uses ``model.engine``, with the same settings."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
 
 
@@ -72,8 +77,8 @@ class SQLRunner(OAuthServerModel):
     """Engines, caches and statement runners; the verbs live in the subclasses."""
 
     def __init__(self, engine: AsyncEngine | str, *, sqlite_busy_timeout: float = 30.0,
-                 access_token_cache_ttl: float = 5.0, client_cache_ttl: float | None = None,
-                 **engine_options: Any) -> None:
+                 sqlite_synchronous: str = "FULL", access_token_cache_ttl: float = 5.0,
+                 client_cache_ttl: float | None = None, **engine_options: Any) -> None:
         if isinstance(engine, str):
             backend = make_url(engine).get_backend_name()
             isolation = engine_options.pop("isolation_level", _TRANSACTION_ISOLATION.get(backend, "READ COMMITTED"))
@@ -90,8 +95,14 @@ class SQLRunner(OAuthServerModel):
             self._transactional = engine.execution_options(isolation_level=_POSTGRES_ISOLATION)
         # On asyncpg the statements run on the driver itself (see asyncpg_path).
         self._pg = AsyncpgPath(self._autocommit, _POSTGRES_ISOLATION) if engine.dialect.driver == "asyncpg" else None
+        # On SQLite they run on sqlite3 itself: reads at once, writes group-committed (see sqlite_path).
+        self._lite: SqlitePath | None = None
         if engine.dialect.name == "sqlite":
-            _sqlite_pragmas(engine, int(sqlite_busy_timeout * 1000))
+            database = engine.url.database
+            if not database or database == ":memory:" or engine.url.query.get("mode") == "memory":
+                raise ValueError("SQLite must be a file: an in-memory database is private to one connection")
+            self._lite = SqlitePath(database, engine.dialect, sqlite_busy_timeout, sqlite_synchronous)
+            _sqlite_pragmas(engine, int(sqlite_busy_timeout * 1000), sqlite_synchronous)
         self.engine = engine
         if client_cache_ttl is None:
             client_cache_ttl = _POSTGRES_CLIENT_CACHE_TTL if self._postgres else 0.0
@@ -114,12 +125,17 @@ class SQLRunner(OAuthServerModel):
     async def close(self) -> None:
         if self._feed is not None:
             await self._feed.close()
+        if self._lite is not None:
+            await self._lite.close()
         await self.engine.dispose()
 
     async def _one(self, statement: Any, params: dict[str, Any]) -> Mapping[Any, Any] | None:
         """Run one statement on its own; the first row as a mapping, or None."""
         if self._pg is not None:
             return await self._pg.fetchrow(statement, params)
+        if self._lite is not None:
+            rows = (await self._lite.execute(statement, params))[1]
+            return rows[0] if rows else None
         async with self._autocommit.connect() as conn:
             return (await conn.execute(statement, params)).mappings().first()
 
@@ -127,6 +143,8 @@ class SQLRunner(OAuthServerModel):
         """Run one statement on its own; the number of rows it touched."""
         if self._pg is not None:
             return await self._pg.run(statement, params, column_keys)
+        if self._lite is not None:
+            return (await self._lite.execute(statement, params, column_keys))[0]
         async with self._autocommit.connect() as conn:
             return (await conn.execute(statement, params)).rowcount
 
@@ -134,6 +152,8 @@ class SQLRunner(OAuthServerModel):
         """Run one statement on its own; every row, as mappings."""
         if self._pg is not None:
             return list(await self._pg.fetch(statement, params))
+        if self._lite is not None:
+            return list((await self._lite.execute(statement, params))[1])
         async with self._autocommit.connect() as conn:
             return list((await conn.execute(statement, params)).mappings().all())
 
@@ -162,6 +182,9 @@ class SQLRunner(OAuthServerModel):
                 if notice is not None:
                     await self._pg.execute(raw, NOTIFY, announce)
             return counts
+        if self._lite is not None:
+            done = await self._lite.write([(statement, params, ()) for statement in statements])
+            return [count for count, _ in done or ()]
         async with self._transactional.begin() as conn:
             for statement in statements:
                 counts.append((await conn.execute(statement, params)).rowcount)

@@ -1,0 +1,98 @@
+"""Round trips to Postgres per HTTP request of a whole flow and a refresh, counted on the wire.
+
+Every statement asyncpg sends is one round trip (none is pipelined). The counts are pinned so
+that a change that adds one shows here; bench/README.md lists them (issue 17 asks for them
+before and after any folding).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+
+from oauth_server import OAuthServer, OAuthServerSettings
+from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
+from tests.conftest import ISSUER, RESOURCE, SCOPES, build_app
+from tests.helpers import REDIRECT, VERIFIER, authorize_params, form_fields, query, register
+
+
+class Wire:
+    """Every query the model's pooled asyncpg connections send, in order."""
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    def take(self) -> list[str]:
+        taken, self.queries = self.queries, []
+        return [" ".join(q.split()[:3]).upper() for q in taken]
+
+
+@pytest.fixture
+async def counted(postgres_model: SQLAlchemyOAuthServerModel) -> AsyncIterator[tuple[httpx.AsyncClient, Wire]]:
+    wire = Wire()
+
+    def log_queries(dbapi_connection: Any, *_: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(lambda q: wire.queries.append(q.query))
+
+    event.listen(postgres_model.engine.sync_engine.pool, "connect", log_queries)
+    await postgres_model.engine.dispose()  # new connections, each with the logger
+    # Steady state: the change-notice feed is up, so client records are cached (client_cache).
+    feed = postgres_model._feed
+    assert feed is not None
+    feed.ensure_listening()
+    for _ in range(200):
+        if feed.live:
+            break
+        await asyncio.sleep(0.01)
+    assert feed.live
+    server = OAuthServer(postgres_model, OAuthServerSettings(
+        issuer_url=ISSUER, resource_server_url=RESOURCE, authorization_url=f"{ISSUER}/consent",
+        scopes_supported=SCOPES, default_scopes=("mcp:tools",)))
+    transport = httpx.ASGITransport(app=build_app(server))
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER, headers={"x-test-user": "alice"}) as http:
+        yield http, wire
+
+
+async def settled(wire: Wire) -> list[str]:
+    await asyncio.sleep(0.05)  # asyncpg calls query loggers with loop.call_soon
+    return wire.take()
+
+
+async def test_round_trips_of_a_whole_flow_and_a_refresh(counted: tuple[httpx.AsyncClient, Wire]) -> None:
+    http, wire = counted
+    client_id = (await register(http)).client_id
+    trips = {"register": await settled(wire)}
+    response = await http.get("/authorize", params=authorize_params(client_id, resource=RESOURCE))
+    assert response.status_code == 303
+    trips["authorize"] = await settled(wire)
+    page = await http.get(response.headers["location"])
+    assert page.status_code == 200
+    trips["consent page"] = await settled(wire)
+    approved = await http.post("/consent", data={**form_fields(page.text), "decision": "approve"})
+    assert approved.status_code == 303
+    trips["consent approval"] = await settled(wire)
+    tokens = await http.post("/token", data={
+        "grant_type": "authorization_code", "code": query(approved.headers["location"])["code"],
+        "redirect_uri": REDIRECT, "code_verifier": VERIFIER, "client_id": client_id, "resource": RESOURCE})
+    assert tokens.status_code == 200, tokens.text
+    trips["token"] = await settled(wire)
+    refreshed = await http.post("/token", data={
+        "grant_type": "refresh_token", "refresh_token": tokens.json()["refresh_token"], "client_id": client_id,
+        "resource": RESOURCE})
+    assert refreshed.status_code == 200, refreshed.text
+    trips["refresh"] = await settled(wire)
+    counts = {step: len(queries) for step, queries in trips.items()}
+    print(trips)
+    # register: INSERT client. authorize: SELECT client (then cached), INSERT pending (already
+    # bound to the browser). consent page: SELECT pending. approval: SELECT pending (the form's
+    # browser check), DELETE pending RETURNING, INSERT grant + code (one CTE). token: UPDATE code
+    # RETURNING, INSERT pair (one CTE reading the grant FOR SHARE). refresh: SELECT refresh
+    # token, rotate + issue (one CTE).
+    assert counts == {"register": 1, "authorize": 2, "consent page": 1, "consent approval": 3, "token": 2,
+                      "refresh": 2}
+    assert sum(counts[step] for step in ("authorize", "consent page", "consent approval", "token")) == 8
