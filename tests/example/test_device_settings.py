@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -17,8 +19,10 @@ def test_device_flow_on_by_default_and_off_by_the_switch() -> None:
 
 
 @pytest.mark.parametrize(("flag", "status"), [("on", 200), ("off", 404)])
-async def test_device_page_follows_the_switch(flag: str, status: int) -> None:
-    """The verification page reads nothing from the database, so no start-up is needed."""
-    app = create_app(ExampleSettings.from_env({"DEVICE_FLOW": flag, "DATABASE_URL": "sqlite+aiosqlite:///:memory:"}))
+async def test_device_page_follows_the_switch(flag: str, status: int, tmp_path: Path) -> None:
+    """The verification page reads nothing from the database, so no start-up is needed (the
+    file is never created; SQLite must be a file, an in-memory database is refused)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'example.db'}"
+    app = create_app(ExampleSettings.from_env({"DEVICE_FLOW": flag, "DATABASE_URL": url}))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost:8000") as http:
         assert (await http.get("/device")).status_code == status
