@@ -98,7 +98,10 @@ class AuthorizationServer(ConsentVerbs, DeviceVerbs):
     async def revoke_user_grant(self, subject: str, grant_id: str) -> bool:
         """End ``subject``'s own grant and every token of it; False for an unknown grant id and
         for another user's alike, so the answer tells nothing about other users' grants."""
-        return await connected_apps.revoke(self.model, subject, grant_id, self.now())
+        revoked = await connected_apps.revoke(self.model, subject, grant_id, self.now())
+        if revoked:
+            await self.audit.emit(audit.GrantRevokedByUser(time=self.now(), subject=subject, grant_id=grant_id))
+        return revoked
 
     # -- resource server side -------------------------------------------------------------
     async def verify_access_token(self, token: str) -> AccessToken | None:
