@@ -4,52 +4,26 @@ The web layer (``oauth_server.web``) parses HTTP and renders results; the model 
 atomically consumes records; everything in between is here, in our own vocabulary. The MCP
 SDK's provider interface is a separate adapter on top (``oauth_server.integrations.mcp_sdk``),
 so this class imports neither a web framework nor ``mcp``.
+
+One class in four modules, one concern each: ``server_base`` (state, client lookups and the
+RFC 7591/7592 client verbs), ``server_consent`` (/authorize and the consent decisions),
+``server_device`` (the RFC 8628 page verbs), and here the token endpoint, revocation,
+connected apps, the resource side, signing keys, introspection and housekeeping.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from typing import Any
 
-from oauth_server import (
-    audit,
-    cimd,
-    client_assertion,
-    client_management,
-    clients,
-    connected_apps,
-    consent,
-    device_authorization,
-    housekeeping,
-    introspection,
-    jwt_access,
-    tokens,
-    user_codes,
-)
+from oauth_server import audit, connected_apps, housekeeping, introspection, jwt_access, tokens
 from oauth_server.audit import build as audit_events
-from oauth_server.errors import (
-    AccessDenied,
-    AuthorizationFailed,
-    ConsentForbidden,
-    InvalidClient,
-    InvalidRequest,
-    InvalidScope,
-    InvalidToken,
-    UnauthorizedClient,
-)
-from oauth_server.fetch import Fetcher
-from oauth_server.grants import authorization_code, dispatch
-from oauth_server.grants.identity_providers import IdentityProviders, SubjectMapper
-from oauth_server.grants.issue import GrantContext
-from oauth_server.model.base import OAuthServerModel
+from oauth_server.errors import UnauthorizedClient
+from oauth_server.grants import dispatch
 from oauth_server.params import Params, single
-from oauth_server.records import AccessToken, Client, PendingAuthorization, RefreshToken
-from oauth_server.settings import OAuthServerSettings
-from oauth_server.signing import SigningKeys
+from oauth_server.records import AccessToken, Client, RefreshToken
+from oauth_server.server_consent import ConsentForm, ConsentRequest, ConsentVerbs
+from oauth_server.server_device import DeviceVerbs
 
 logger = logging.getLogger("oauth_server")
 
@@ -58,28 +32,10 @@ MAX_ACCESS_TOKEN_LENGTH = 4096
 #: How many checked JWT signatures a process remembers (a few hundred KiB at most).
 CHECKED_JWTS = 10_000
 
-
-@dataclass(frozen=True, slots=True)
-class ConsentRequest:
-    """What a consent page shows: the pending request and its client."""
-
-    request_id: str
-    pending: PendingAuthorization
-    client: Client
+__all__ = ["AuthorizationServer", "ConsentForm", "ConsentRequest"]
 
 
-@dataclass(frozen=True, slots=True)
-class ConsentForm:
-    """A posted consent form that passed the anti-forgery check (``check_consent_form``).
-
-    Only that check makes one, and ``approve``/``deny`` take only this, so no decision can be
-    acted on without the check, and the check is made exactly once (RFC 9700 §4.4).
-    """
-
-    request: ConsentRequest
-
-
-class AuthorizationServer:
+class AuthorizationServer(ConsentVerbs, DeviceVerbs):
     """The rules of an OAuth 2.1 authorization server for MCP resource servers.
 
     Args:
@@ -100,276 +56,6 @@ class AuthorizationServer:
             ``oauth_server.audit`` logger; ``audit.SQLAuditSink(model)`` stores them; None: off.
             A hook that raises is logged and never fails the request.
     """
-
-    def __init__(
-        self, model: OAuthServerModel, settings: OAuthServerSettings, *, clock: Callable[[], float] = time.time,
-        cimd_policy: cimd.Policy | None = None, cimd_fetcher: Fetcher | None = None,
-        identity_subject: SubjectMapper | None = None, identity_fetcher: Fetcher | None = None,
-        on_event: audit.EventHook | None = audit.log_event,
-    ) -> None:
-        self.model = model
-        self.settings = settings
-        self.clock = clock
-        model.use_clock(clock)
-        #: Where audit events go (the ``on_event`` hook, failures contained).
-        self.audit = audit.AuditTrail(on_event)
-        #: The keys that sign JWT access tokens and the JWKS that publishes them; None for opaque tokens.
-        self.signing = (SigningKeys(model, settings, clock)
-                        if settings.access_token_format == "jwt" or settings.signing_keys else None)
-        # Digests of JWTs whose signature this process already checked (bounded, oldest out).
-        self._checked_jwts: OrderedDict[str, None] = OrderedDict()
-        #: Public keys of ``private_key_jwt`` clients (RFC 7523): inline, or fetched from their
-        #: ``jwks_uri`` through the guarded fetcher, never to loopback outside development.
-        self.client_keys = client_assertion.ClientKeys(allow_loopback=settings.cimd_allow_loopback)
-        #: Client ID metadata documents (None when ``client_id_metadata_documents`` is off).
-        self.client_documents = (cimd.ClientDocuments(model, settings, clock, fetcher=cimd_fetcher, policy=cimd_policy,
-                                                      audit=self.audit)
-                                 if settings.client_id_metadata_documents else None)
-        #: The trusted enterprise identity providers (ID-JAG); None when none are configured.
-        self.identity_providers = (
-            IdentityProviders(settings.trusted_identity_providers, subject=identity_subject,
-                              fetcher=identity_fetcher, clock=clock)
-            if settings.trusted_identity_providers else None)
-        #: grant_type -> handler: what /token accepts and metadata advertises.
-        self.grants = dispatch.grant_table(self.identity_providers, device=settings.device_authorization_grant)
-
-    def now(self) -> int:
-        return int(self.clock())
-
-    async def _grant_context(self, client: Client) -> GrantContext:
-        signing_key = None
-        if self.signing is not None and self.settings.access_token_format == "jwt":
-            signing_key = await self.signing.signer()
-        return GrantContext(self.model, self.settings, self.now(), client, signing_key, self.audit)
-
-    # -- clients --------------------------------------------------------------------------
-    async def register(self, metadata: dict[str, Any]) -> dict[str, Any]:
-        """RFC 7591 §3.1: validate, store, return the client information response."""
-        if not self.settings.dynamic_client_registration:
-            raise UnauthorizedClient("dynamic client registration is disabled")
-        client, secret = clients.build_client(metadata, self.settings, self.now(),
-                                             allow_client_credentials=self.settings.dcr_client_credentials)
-        client, registration_token = client_management.with_registration_token(client)  # RFC 7592 §3
-        await self.model.save_client(client)
-        await self.audit.emit(audit_events.client_registered(client, self.now()))
-        return client_management.information(client, self.settings, secret, registration_token)
-
-    # -- client management (RFC 7592), authorized by the registration access token ----------
-    async def _managed_client(self, client_id: str, registration_token: str | None) -> Client:
-        return client_management.check_token(await self.model.get_client(client_id), registration_token)
-
-    async def read_client(self, client_id: str, registration_token: str | None) -> dict[str, Any]:
-        """RFC 7592 §2.1: the client's current information (``InvalidToken`` unless the token manages it)."""
-        client = await self._managed_client(client_id, registration_token)
-        return client_management.information(client, self.settings)
-
-    async def update_client(self, client_id: str, registration_token: str | None,
-                            metadata: dict[str, Any]) -> dict[str, Any]:
-        """RFC 7592 §2.2: replace the client's metadata, validated as at registration."""
-        current = await self._managed_client(client_id, registration_token)
-        client, secret = client_management.updated(current, metadata, self.settings, self.now())
-        if not await self.model.replace_client(client):  # deleted meanwhile: as if unknown (§2.2)
-            raise InvalidToken("the registration access token is invalid for this client")
-        await self.audit.emit(audit_events.client_updated(client, self.now(), secret_rotated=secret is not None))
-        return client_management.information(client, self.settings, secret)
-
-    async def delete_client(self, client_id: str, registration_token: str | None) -> None:
-        """RFC 7592 §2.3: delete the client; every grant of it is revoked with it, so its
-        tokens stop working at once, in every process (``OAuthServerModel.delete_client``)."""
-        client = await self._managed_client(client_id, registration_token)
-        await self.model.delete_client(client.client_id, self.now())
-        await self.audit.emit(audit.ClientDeleted(time=self.now(), client_id=client.client_id))
-
-    async def authenticate_client(self, credentials: clients.ClientCredentials) -> Client:
-        """RFC 6749 §2.3 / OAuth 2.1 §2.4: the client the credentials prove, or ``invalid_client``."""
-        client = await self._client(credentials.client_id)
-        return await clients.authenticate(client, credentials, self.now(), model=self.model,
-                                          keys=self.client_keys, issuer=self.settings.issuer_url)
-
-    async def _client(self, client_id: str) -> Client | None:
-        """The client ``client_id`` names: a metadata document URL through ``cimd`` (fetched or
-        cached; an unusable one raises ``InvalidClient``), any other id from the model.
-
-        With documents turned off, a cached document client is unknown, like any URL.
-        """
-        if cimd.looks_like_url(client_id):
-            if self.client_documents is None:
-                return None
-            return await self.client_documents.resolve(client_id)
-        client = await self.model.get_client(client_id)
-        return None if client is None or client.metadata_document_expires_at is not None else client
-
-    # -- authorization --------------------------------------------------------------------
-    async def start_authorization(self, params: Params, browser_secret: str | None) -> consent.AuthorizationStart:
-        """Validate an /authorize request and store it as pending. Raises ``AuthorizationFailed``."""
-        try:
-            client_id = single(params, "client_id")
-        except InvalidRequest as exc:
-            raise AuthorizationFailed(exc) from None
-        try:  # draft-ietf-oauth-client-id-metadata-document §4.1: an unusable document means an
-            # untrusted client, so its error is shown to the user and never redirected
-            client = await self._client(client_id) if client_id else None
-        except InvalidClient as exc:
-            raise AuthorizationFailed(exc) from None
-        redirect = consent.trusted_redirect(client, params)
-        request = consent.validate_request(self.settings, redirect, params)
-        return await self.save_pending(request, browser_secret)
-
-    async def save_pending(
-        self, request: consent.AuthorizationRequest, browser_secret: str | None
-    ) -> consent.AuthorizationStart:
-        """Store a valid request as pending until the user decides (bound to the browser, if known)."""
-        start = consent.new_pending(self.settings, request, self.now(), browser_secret)
-        await self.model.save_pending_authorization(start.pending)
-        return start
-
-    async def _consent_request(self, request_id: str) -> ConsentRequest:
-        pending = await self.model.get_pending_authorization(tokens.digest(request_id))
-        if pending is None or pending.expires_at <= self.now():
-            raise AuthorizationFailed(InvalidRequest("this authorization request has expired or was already answered"))
-        try:
-            client = await self._client(pending.client_id)
-        except InvalidClient as exc:
-            raise AuthorizationFailed(exc) from None
-        if client is None:
-            raise AuthorizationFailed(InvalidRequest("the client of this request no longer exists"))
-        return ConsentRequest(request_id, pending, client)
-
-    async def open_consent(self, request_id: str, browser_secret: str) -> ConsentRequest:
-        """The pending request a consent page shows to this browser.
-
-        A request started through /authorize is bound to the browser that started it; one
-        started through the SDK adapter has no browser yet, and the first to open it claims it.
-        Any other browser is refused, so a request id leaked to an attacker is useless.
-        """
-        request = await self._consent_request(request_id)
-        browser_digest = tokens.digest(browser_secret)
-        if request.pending.browser_digest is None:
-            bound = await self.model.bind_pending_authorization(request.pending.request_digest, browser_digest)
-        else:
-            bound = tokens.digest_matches(browser_secret, request.pending.browser_digest)
-        if not bound:
-            raise AuthorizationFailed(ConsentForbidden("this authorization was started in another browser"))
-        return request
-
-    async def check_consent_form(
-        self, request_id: str, browser_secret: str | None, form_token: str | None
-    ) -> ConsentForm:
-        """The anti-forgery check of a posted decision: same browser, same request (see ``consent``)."""
-        request = await self._consent_request(request_id)
-        if not consent.is_bound_to(request.pending, request_id, browser_secret, form_token):
-            raise AuthorizationFailed(ConsentForbidden("the consent form is not valid for this browser and request"))
-        return ConsentForm(request)
-
-    async def _take_pending(self, form: ConsentForm) -> PendingAuthorization:
-        pending = await self.model.consume_pending_authorization(form.request.pending.request_digest)
-        if pending is None:
-            raise AuthorizationFailed(InvalidRequest("this authorization request was already answered"))
-        return pending
-
-    async def approve(
-        self,
-        form: ConsentForm,
-        subject: str,
-        *,
-        allowed_scopes: Collection[str] | None = None,
-        selected_scopes: Collection[str] | None = None,
-    ) -> str:
-        """The user approved: issue a code. Returns the redirect URL (``code``, ``state``, ``iss``).
-
-        The code carries the requested scopes, narrowed to ``selected_scopes`` (what the user
-        ticked) and ``allowed_scopes`` (what this user may grant at all).
-        """
-        if not subject:
-            raise ValueError("subject is required")
-        pending = await self._take_pending(form)
-        granted = tuple(
-            s for s in pending.scopes
-            if (allowed_scopes is None or s in allowed_scopes) and (selected_scopes is None or s in selected_scopes)
-        )
-        if pending.scopes and not granted:
-            raise AuthorizationFailed(
-                InvalidScope("the user may not grant any of the requested scopes"), pending.redirect_uri, pending.state
-            )
-        return await self._issue_code(pending, subject, granted)
-
-    async def deny(self, form: ConsentForm) -> str:
-        """The user denied: RFC 6749 §4.1.2.1 ``access_denied`` back to the client."""
-        pending = await self._take_pending(form)
-        await self.audit.emit(audit_events.consent_denied(pending, self.now()))
-        return consent.error_redirect(
-            self.settings, pending.redirect_uri, AccessDenied("the user denied the request"), pending.state
-        )
-
-    async def _issue_code(self, pending: PendingAuthorization, subject: str, scopes: tuple[str, ...]) -> str:
-        """A new grant and its code, stored together (RFC 6749 §4.1.2)."""
-        code = await authorization_code.issue_code(self.model, self.settings, pending, subject, scopes, self.now(),
-                                                   audit=self.audit)
-        return consent.add_query(pending.redirect_uri, {"code": code, "state": pending.state,
-                                                        "iss": self.settings.issuer_url})
-
-    def error_redirect(self, failure: AuthorizationFailed) -> str | None:
-        """Where an /authorize or consent failure may be sent, or None: show it to the user."""
-        if failure.redirect_uri is None:
-            return None
-        return consent.error_redirect(self.settings, failure.redirect_uri, failure.error, failure.state)
-
-    # -- device authorization grant (RFC 8628) -----------------------------------------------
-    async def start_device_authorization(self, client: Client, params: Params) -> dict[str, Any]:
-        """RFC 8628 §3.1-§3.2: ``/device_authorization`` after client authentication."""
-        if not self.settings.device_authorization_grant:
-            raise UnauthorizedClient("the device authorization grant is not enabled")
-        return await device_authorization.start(self.model, self.settings, client, params, self.now())
-
-    async def open_device_request(self, user_code: str, browser_secret: str | None,
-                                  form_token: str | None) -> device_authorization.DeviceRequest:
-        """The verification page's lookup of a code typed into its entry form (RFC 8628 §3.3).
-
-        Anything but a pending, unexpired code of an existing client is the same ``InvalidRequest``.
-        """
-        if not device_authorization.form_is_genuine(browser_secret, form_token):
-            raise ConsentForbidden("the form is not valid for this browser; reload the page")
-        code, record = await device_authorization.find(self.model, user_code, self.now())
-        try:
-            client = await self._client(record.client_id)
-        except InvalidClient:
-            client = None
-        if client is None:
-            raise InvalidRequest(device_authorization.INVALID_CODE)
-        return device_authorization.DeviceRequest(code, record, client)
-
-    async def check_device_form(self, user_code: str, browser_secret: str | None,
-                                form_token: str | None) -> device_authorization.DeviceForm:
-        """The anti-forgery check of a posted decision: this browser, this code."""
-        code = user_codes.normalize(user_code) or ""
-        if not device_authorization.form_is_genuine(browser_secret, form_token, code):
-            raise ConsentForbidden("the form is not valid for this browser and code; reload the page")
-        request = await self.open_device_request(
-            code, browser_secret, device_authorization.entry_token(browser_secret or ""))
-        return device_authorization.DeviceForm(request)
-
-    async def approve_device(self, form: device_authorization.DeviceForm, subject: str, *,
-                             allowed_scopes: Collection[str] | None = None,
-                             selected_scopes: Collection[str] | None = None) -> None:
-        """The signed-in user approved: a grant for them, which the device's next poll redeems."""
-        if not subject:
-            raise ValueError("subject is required")
-        record = form.request.record
-        scopes = device_authorization.granted_scopes(record, allowed_scopes, selected_scopes)
-        grant = device_authorization.new_grant(self.settings, record, subject, scopes, self.now())
-        if not await self.model.approve_device_authorization(record.user_code_digest, self.now(), grant):
-            raise InvalidRequest(device_authorization.INVALID_CODE)
-        await self.audit.emit(audit.ConsentApproved(
-            time=grant.created_at, client_id=record.client_id, subject=subject, grant_id=grant.grant_id,
-            scopes=scopes, requested_scopes=record.scopes, resource=record.resource))
-
-    async def deny_device(self, form: device_authorization.DeviceForm) -> None:
-        """The user denied: the device's next poll gets ``access_denied`` (RFC 8628 §3.5)."""
-        record = form.request.record
-        if not await self.model.deny_device_authorization(record.user_code_digest, self.now()):
-            raise InvalidRequest(device_authorization.INVALID_CODE)
-        await self.audit.emit(audit.ConsentDenied(time=self.now(), client_id=record.client_id,
-                                                  requested_scopes=record.scopes, resource=record.resource))
 
     # -- token endpoint -------------------------------------------------------------------
     async def token(self, client: Client, params: Params) -> dict[str, Any]:
@@ -412,7 +98,10 @@ class AuthorizationServer:
     async def revoke_user_grant(self, subject: str, grant_id: str) -> bool:
         """End ``subject``'s own grant and every token of it; False for an unknown grant id and
         for another user's alike, so the answer tells nothing about other users' grants."""
-        return await connected_apps.revoke(self.model, subject, grant_id, self.now())
+        revoked = await connected_apps.revoke(self.model, subject, grant_id, self.now())
+        if revoked:
+            await self.audit.emit(audit.GrantRevokedByUser(time=self.now(), subject=subject, grant_id=grant_id))
+        return revoked
 
     # -- resource server side -------------------------------------------------------------
     async def verify_access_token(self, token: str) -> AccessToken | None:

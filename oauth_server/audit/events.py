@@ -166,6 +166,15 @@ class TokenRevoked(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class GrantRevokedByUser(Event):
+    """The user ended one of their own grants on the connected-apps page (or through
+    ``revoke_user_grant``): every code and token of it is gone. ``client_id`` is None: the
+    page knows the grant, not which client it belonged to, and no extra read is made for it."""
+
+    kind: ClassVar[str] = "grant_revoked_by_user"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TokenIntrospected(Event):
     """RFC 7662 §2.1: ``client_id`` asked about a token; ``active`` is what it was told.
 
@@ -203,15 +212,15 @@ class RateLimitHit(Event):
 AuditEvent = (
     ClientRegistered | ClientUpdated | ClientDeleted | ConsentApproved | ConsentDenied | CodeIssued
     | TokensIssued | TokensRefreshed | RefreshReuseDetected | CodeReplayDetected | TokenRevoked
-    | TokenIntrospected | CIMDFetchRefused | RateLimitHit
+    | GrantRevokedByUser | TokenIntrospected | CIMDFetchRefused | RateLimitHit
 )
 """Every event a hook may receive."""
 
 #: Every event class, by its ``kind``.
 EVENT_KINDS: dict[str, type[Event]] = {cls.kind: cls for cls in (
     ClientRegistered, ClientUpdated, ClientDeleted, ConsentApproved, ConsentDenied, CodeIssued, TokensIssued,
-    TokensRefreshed, RefreshReuseDetected, CodeReplayDetected, TokenRevoked, TokenIntrospected, CIMDFetchRefused,
-    RateLimitHit)}
+    TokensRefreshed, RefreshReuseDetected, CodeReplayDetected, TokenRevoked, GrantRevokedByUser, TokenIntrospected,
+    CIMDFetchRefused, RateLimitHit)}
 
 #: The fields every event has (columns of their own in the SQL sink).
 COMMON_FIELDS = ("time", "client_id", "subject", "grant_id")

@@ -20,12 +20,14 @@ from oauth_server.audit import (
     CodeIssued,
     ConsentApproved,
     ConsentDenied,
+    GrantRevokedByUser,
     TokenIntrospected,
     TokenRevoked,
     TokensIssued,
     TokensRefreshed,
 )
 from oauth_server.audit.events import REF_LENGTH
+from oauth_server.records import Grant
 from oauth_server.tokens import digest
 from tests.audit.conftest import Recorder
 from tests.conftest import ISSUER, RESOURCE, build_app
@@ -165,7 +167,7 @@ async def test_audit_async_hook_and_off(model: MemoryOAuthServerModel, clock: Fr
 
 def test_audit_event_kinds_are_unique_and_serialisable() -> None:
     """Every kind has its own name, and ``as_dict`` gives JSON-ready values."""
-    assert len(EVENT_KINDS) == 14
+    assert len(EVENT_KINDS) == 15
     event = TokensRefreshed(time=1, client_id="c", subject="s", grant_id="g", grant_type="refresh_token",
                             scopes=("a", "b"), resource=RESOURCE, access_token_ref="x", refresh_token_ref=None,
                             expires_at=2)
@@ -208,3 +210,18 @@ def test_audit_retention_must_be_positive() -> None:
     with pytest.raises(ValueError, match="audit_retention"):
         settings(audit_retention=0)
     assert settings().audit_retention == 90 * 86_400
+
+
+async def test_a_user_revoking_their_own_grant_is_audited(clock: FrozenClock) -> None:
+    """Connected apps: the owner's revocation is a ``grant_revoked_by_user``; another user's
+    attempt changes nothing and emits nothing (no event would tell the grant exists)."""
+    seen: list[AuditEvent] = []
+    model = MemoryOAuthServerModel()
+    server = OAuthServer(model, settings(), clock=clock, on_event=seen.append)
+    now = int(clock())
+    await model.save_grant(Grant(grant_id="g1", client_id="c1", subject="alice", scopes=("mcp:tools",),
+                                 resource=RESOURCE, created_at=now, expires_at=now + 3600))
+    assert not await server.revoke_user_grant("mallory", "g1")
+    assert seen == []
+    assert await server.revoke_user_grant("alice", "g1")
+    assert seen == [GrantRevokedByUser(time=now, subject="alice", grant_id="g1")]
