@@ -82,25 +82,19 @@ class RateLimits:
     async def check(self, name: str, key: str) -> None:
         """Raise ``RateLimited`` if limit ``name`` is used up for ``key``, without counting this
         request: for limits that count only failures (``hit`` after each failed sign-in)."""
-        item = self._items.get(name)
-        if not self.enabled or item is None:
-            return
-        try:
-            if await self._limiter.test(item, name, key):
-                return
-            stats = await self._limiter.get_window_stats(item, name, key)
-        except Exception as exc:
-            logger.warning("rate limit storage unavailable (%s); request allowed", exc.__class__.__name__)
-            return
-        raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
+        await self._ask(name, key, spend=False)
 
     async def hit(self, name: str, key: str) -> None:
         """Count one request for ``key`` under limit ``name``; raise ``RateLimited`` past it."""
+        await self._ask(name, key, spend=True)
+
+    async def _ask(self, name: str, key: str, *, spend: bool) -> None:
         item = self._items.get(name)
         if not self.enabled or item is None:
             return
         try:
-            if await self._limiter.hit(item, name, key):
+            allowed = await (self._limiter.hit if spend else self._limiter.test)(item, name, key)
+            if allowed:
                 return
             stats = await self._limiter.get_window_stats(item, name, key)
         except Exception as exc:
