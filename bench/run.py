@@ -31,6 +31,7 @@ from bench.driver import TESTS
 from bench.servers import (
     ALL,
     BENCH,
+    NODE_PEERS,
     PEERS,
     ROOT,
     Running,
@@ -124,11 +125,11 @@ def versions() -> dict[str, str]:
     with contextlib.suppress(Exception):
         found["node"] = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10,
                                        check=False).stdout.strip()
-    for peer, package in (("mcp-oauth-server", "mcp-oauth-server"), ("mcp-oauth-server", "express"),
-                          ("reference-e2e", "@modelcontextprotocol/sdk"), ("reference-e2e", "argon2")):
-        with contextlib.suppress(Exception):
-            meta = json.loads((PEERS / peer / "node_modules" / package / "package.json").read_text())
-            found[package] = meta["version"]
+    for package in ("mcp-oauth-server", "express", "@modelcontextprotocol/sdk", "argon2"):
+        for peer in NODE_PEERS:  # whichever peer this run installed
+            with contextlib.suppress(Exception):
+                meta = json.loads((PEERS / peer / "node_modules" / package / "package.json").read_text())
+                found.setdefault(package, meta["version"])
     with contextlib.suppress(Exception):
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
