@@ -406,6 +406,18 @@ class ExampleSessionsFlow(ExampleFlow):
     sessions = True
 
 
+class ExampleSignInFlow(ExampleFlow):
+    """The example's flow from a new browser every time: no session cookie is kept between
+    flows, so each one signs in (an argon2 check) besides consenting: the issue's "login +
+    consent + token". The session flow (``example``) signs in once per connection."""
+
+    name = "example-signin"
+
+    async def code(self, conn: Connection, target: Target, client: Client) -> tuple[str, str]:
+        client.jar = CookieJar()
+        return await super().code(conn, target, client)
+
+
 class ImmediateCodeFlow(FlowAdapter):
     """/authorize → 30x straight back to the client with a code (the MCP SDK examples' provider).
 
@@ -431,7 +443,8 @@ class CeilingAdapter(FlowAdapter):
 
 
 ADAPTERS: dict[str, type[FlowAdapter]] = {
-    a.name: a for a in (ConsentPageFlow, ExampleFlow, ExampleSessionsFlow, ImmediateCodeFlow, CeilingAdapter)
+    a.name: a for a in (ConsentPageFlow, ExampleFlow, ExampleSessionsFlow, ExampleSignInFlow, ImmediateCodeFlow,
+                        CeilingAdapter)
 }
 
 
@@ -443,7 +456,9 @@ async def setup(test: str, adapter: FlowAdapter, conn: Connection, target: Targe
     """Per-connection state made before the clock starts: a client, and tokens where needed."""
     if test in ("flow", "refresh"):
         client = await adapter.register(conn, target)
-        if test == "refresh":
+        # The example's browser signs in once (argon2) on its first flow and keeps the session:
+        # that first flow happens here, so test 3 measures the flows a signed-in browser makes.
+        if test == "refresh" or (type(adapter) in (ExampleFlow, ExampleSessionsFlow)):
             await adapter.flow(conn, target, client)
         return client
     if test == "resource":

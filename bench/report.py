@@ -14,7 +14,8 @@ from bench.driver import TEST_TITLES, TESTS
 
 UNITS = {"metadata": "req/s", "register": "clients/s", "flow": "flows/s", "refresh": "grants/s", "resource": "req/s"}
 COLORS = {"ours-memory": "#1f77b4", "ours-sqlite": "#4a9bd6", "ours-postgres": "#9cc8ea",
-          "mcp-oauth-server": "#d62728", "mcp-sdk": "#ff7f0e", "starlette": "#7f7f7f",
+          "example-sqlite": "#2a7ab0",
+          "mcp-oauth-server": "#d62728", "reference-e2e": "#e377c2", "mcp-sdk": "#ff7f0e", "starlette": "#7f7f7f",
           "fastapi": "#bcbd22"}
 
 

@@ -31,6 +31,7 @@ from bench.driver import TESTS
 from bench.servers import (
     ALL,
     BENCH,
+    NODE_PEERS,
     PEERS,
     ROOT,
     Running,
@@ -124,10 +125,11 @@ def versions() -> dict[str, str]:
     with contextlib.suppress(Exception):
         found["node"] = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10,
                                        check=False).stdout.strip()
-    for package in ("mcp-oauth-server", "express"):
-        with contextlib.suppress(Exception):
-            meta = json.loads((PEERS / "mcp-oauth-server" / "node_modules" / package / "package.json").read_text())
-            found[package] = meta["version"]
+    for package in ("mcp-oauth-server", "express", "@modelcontextprotocol/sdk", "argon2"):
+        for peer in NODE_PEERS:  # whichever peer this run installed
+            with contextlib.suppress(Exception):
+                meta = json.loads((PEERS / peer / "node_modules" / package / "package.json").read_text())
+                found.setdefault(package, meta["version"])
     with contextlib.suppress(Exception):
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
@@ -173,8 +175,9 @@ def run(args: argparse.Namespace, servers: list[Server]) -> int:
     for s in servers:
         if not s.available:
             print(f"[bench] skipping {s.name}: {s.reason}", file=sys.stderr)
-    if any(s.available and s.name == "mcp-oauth-server" for s in servers) and not args.no_install:
-        install_peer()
+    if not args.no_install:
+        for name in sorted({s.node_peer for s in servers if s.available and s.node_peer}):
+            install_peer(name)
     active = [s for s in servers if s.available]
     if not active:
         raise SystemExit("no server available to benchmark")

@@ -28,6 +28,8 @@ ROOT = BENCH.parent
 PEERS = BENCH / "peers"
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_DATABASE = "oauth_bench"
+#: The node peers: each runs ``bench/peers/<name>/server.mjs``, installed by ``npm ci`` from its lock file.
+NODE_PEERS = ("mcp-oauth-server", "reference-e2e")
 
 
 @dataclass
@@ -53,6 +55,12 @@ class Server:
     def root(self) -> Path:
         """The source tree the server runs from: this checkout, or a baseline's git worktree."""
         return Path(self.extra["root"]) if "root" in self.extra else ROOT
+
+    @property
+    def node_peer(self) -> str | None:
+        """The directory under bench/peers/ of a node peer (``reference-e2e-signin`` runs ``reference-e2e``)."""
+        name = self.extra.get("peer", self.name)
+        return name if name in NODE_PEERS else None
 
     def command(self, port: int, workdir: Path) -> tuple[list[str], Path, dict[str, str]]:
         """argv, cwd and extra environment for one start on ``port``."""
@@ -90,9 +98,9 @@ class Server:
             return [*py, "bench.apps.ceiling", "--port", str(port)], ROOT, {}
         if self.name == "fastapi":
             return [*py, "bench.apps.ceiling", "--port", str(port), "--framework", "fastapi"], ROOT, {}
-        if self.name == "mcp-oauth-server":
+        if self.node_peer:
             node = shutil.which("node") or "node"
-            return [node, "server.mjs", str(port)], PEERS / "mcp-oauth-server", {"NODE_ENV": "production"}
+            return [node, "server.mjs", str(port)], PEERS / self.node_peer, {"NODE_ENV": "production"}
         raise ValueError(self.name)
 
     @contextlib.contextmanager
@@ -128,6 +136,15 @@ ALL = [
            "the same with MCP_SESSIONS=on (stateful sessions, SSE answers)"),
     Server("mcp-oauth-server", "peer", "consent-page",
            "npm mcp-oauth-server 1.0.0, Express 5, MemoryOAuthServerModel, node"),
+    Server("reference-e2e", "peer", "example",
+           "issue #17's reference for the example: npm mcp-oauth-server 1.0.0, Express 5, MemoryOAuthServerModel, "
+           "the same sign-in + consent form (argon2id m=65536 t=3 p=4, npm argon2; a signed session cookie), "
+           "the TypeScript MCP SDK's server at /mcp (stateless JSON), node"),
+    Server("example-sqlite-signin", "ours", "example-signin",
+           "example-sqlite driven as a new browser every flow: no session cookie, so every flow signs in (argon2)"),
+    Server("reference-e2e-signin", "peer", "example-signin",
+           "reference-e2e driven as a new browser every flow (every flow signs in: argon2)",
+           extra={"peer": "reference-e2e"}),
     Server("mcp-sdk", "peer", "immediate-code", "MCP Python SDK create_auth_routes + in-memory provider, uvicorn"),
     Server("starlette", "ceiling", "none", "bare Starlette hello JSON on uvicorn (ceiling)"),
     Server("fastapi", "ceiling", "none",
@@ -202,7 +219,7 @@ def check(server: Server) -> Server:
                 asyncio.run(_pg_execute("SELECT 1"))
             except Exception as exc:
                 return off(f"PostgreSQL unreachable at {_pg_netloc()} ({type(exc).__name__})")
-    if server.name == "mcp-oauth-server":
+    if server.node_peer:
         if not shutil.which("node") or not shutil.which("npm"):
             return off("node and npm are needed")
     return server
