@@ -8,7 +8,7 @@ from oauth_server import pkce, tokens
 from oauth_server.audit.events import CodeIssued, CodeReplayDetected, ConsentApproved, digest_ref
 from oauth_server.audit.trail import NO_AUDIT, AuditTrail
 from oauth_server.errors import InvalidGrant, InvalidRequest, InvalidTarget
-from oauth_server.grants.issue import GrantContext, Issuance, mint, record_use
+from oauth_server.grants.issue import GrantContext, Issuance, mint, store_in_use
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.records import AuthorizationCode, Grant, PendingAuthorization
 from oauth_server.resources import resource_matches
@@ -85,10 +85,9 @@ async def issue_for_code(ctx: GrantContext, record: AuthorizationCode) -> Issuan
         resource=record.resource,
         grant_expires_at=ctx.now + ctx.settings.refresh_token_absolute_lifetime,
     )
-    if not await ctx.model.save_tokens(issuance.access, issuance.refresh):
+    if not await store_in_use(ctx, issuance):
         logger.warning("grant %s was revoked before its tokens were stored", record.grant_id)
         raise InvalidGrant("the grant was revoked")
-    await record_use(ctx, record.grant_id)
     return issuance
 
 

@@ -91,8 +91,10 @@ async def test_round_trips_of_a_whole_flow_and_a_refresh(counted: tuple[httpx.As
     # register: INSERT client. authorize: SELECT client (then cached), INSERT pending (already
     # bound to the browser). consent page: SELECT pending. approval: SELECT pending (the form's
     # browser check), DELETE pending RETURNING, INSERT grant + code (one CTE). token: UPDATE code
-    # RETURNING, INSERT pair (one CTE reading the grant FOR SHARE). refresh: SELECT refresh
-    # token, rotate + issue (one CTE).
+    # RETURNING, then one CTE: UPDATE the grant's last_used_at (the live check and its lock) and
+    # INSERT the pair. refresh: SELECT refresh token, then one CTE: rotate, issue, record the use.
+    # Before save_tokens_recording_use / rotate_refresh_token_recording_use: token 3, refresh 3
+    # (record_grant_use was a statement of its own).
     assert counts == {"register": 1, "authorize": 2, "consent page": 1, "consent approval": 3, "token": 2,
                       "refresh": 2}
     assert sum(counts[step] for step in ("authorize", "consent page", "consent approval", "token")) == 8
