@@ -2,10 +2,11 @@
 
 Rules every implementation keeps (the contract suite in ``tests/model/test_contract.py``,
 ``test_contract_clients.py``, ``test_contract_device.py``, ``test_contract_connected_apps.py``
-and ``test_contract_folds.py`` check them): credentials arrive already hashed and are looked up by digest; ``consume_*`` and
-``rotate_*`` are atomic and single-use even under concurrency (a refresh token's grace window,
-``reuse_after``, is the one asked-for exception); ``get_*`` may return expired records (the
-server checks expiry against its own clock) and returns None for unknown keys.
+and ``test_contract_folds.py`` check them): credentials arrive already hashed and are looked up
+by digest; ``consume_*`` and ``rotate_*`` are atomic and single-use even under concurrency (a
+refresh token's grace window, ``reuse_after``, is the one asked-for exception); ``get_*`` may
+return expired records (the server checks expiry against its own clock) and returns None for
+unknown keys.
 
 Every code and token belongs to a ``Grant``. Revoking a grant marks it and removes every code
 and token of it; issuing tokens checks the mark in the same atomic step as it stores them. So

@@ -10,7 +10,10 @@ import dataclasses
 
 import pytest
 
+from oauth_server import OAuthServerSettings, tokens
+from oauth_server.grants import authorization_code
 from oauth_server.model.base import OAuthServerModel
+from oauth_server.model.memory import MemoryOAuthServerModel
 from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
 from oauth_server.records import Grant
 from tests.model.test_contract import (
@@ -195,3 +198,29 @@ async def test_revocation_wins_over_concurrent_recorded_rotations(model: OAuthSe
     for a, r in pairs:
         assert await model.get_access_token(a.token_digest) is None
         assert await model.get_refresh_token(r.token_digest) is None
+
+
+# -- the callers: the folds where a model offers them, the two verbs where it does not -------------
+class WithoutFolds(MemoryOAuthServerModel):
+    """A user's model written before the folds: the base class's defaults raise NotImplementedError."""
+
+    approve_pending_authorization = OAuthServerModel.approve_pending_authorization
+    save_tokens_recording_use = OAuthServerModel.save_tokens_recording_use
+    rotate_refresh_token_recording_use = OAuthServerModel.rotate_refresh_token_recording_use
+
+
+@pytest.mark.parametrize("kind", [MemoryOAuthServerModel, WithoutFolds])
+async def test_an_approval_issues_one_code_per_request_with_or_without_the_fold(
+        kind: type[MemoryOAuthServerModel]) -> None:
+    model = kind()
+    request = pending()
+    await model.save_pending_authorization(request)
+    settings = OAuthServerSettings(issuer_url="https://auth.example", resource_server_url="https://auth.example/mcp",
+                                   authorization_url="https://auth.example/consent")
+    first = await authorization_code.approve_pending(model, settings, request, "alice", ("mcp:tools",), NOW)
+    assert first is not None
+    stored = await model.get_authorization_code(tokens.digest(first))
+    assert stored is not None and stored.subject == "alice" and stored.code_challenge == request.code_challenge
+    assert await model.get_pending_authorization(request.request_digest) is None
+    assert await authorization_code.approve_pending(model, settings, request, "alice", ("mcp:tools",), NOW) is None
+    assert len(model.codes) == len(model.grants) == 1
