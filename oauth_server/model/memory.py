@@ -248,10 +248,10 @@ class MemoryOAuthServerModel(OAuthServerModel):
         return True
 
     async def save_tokens_recording_use(self, access: AccessToken, refresh: RefreshToken | None, now: int) -> bool:
-        # Neither verb awaits anything: the pair runs as one step on the event loop.
+        # save_tokens awaits nothing: the pair runs as one step on the event loop.
         if not await self.save_tokens(access, refresh):
             return False
-        await self.record_grant_use(access.grant_id, now)
+        self._record_use(access.grant_id, now)
         return True
 
     async def rotate_refresh_token_recording_use(
@@ -260,7 +260,7 @@ class MemoryOAuthServerModel(OAuthServerModel):
     ) -> bool:
         if not await self.rotate_refresh_token(old_digest, now, access, refresh, reuse_after=reuse_after):
             return False
-        await self.record_grant_use(refresh.grant_id, now)
+        self._record_use(refresh.grant_id, now)
         return True
 
     async def revoke_grant(self, grant_id: str, now: int) -> None:
@@ -274,6 +274,9 @@ class MemoryOAuthServerModel(OAuthServerModel):
         return True
 
     async def record_grant_use(self, grant_id: str, now: int) -> None:
+        self._record_use(grant_id, now)
+
+    def _record_use(self, grant_id: str, now: int) -> None:
         grant = self.grants.get(grant_id)
         if grant is not None and grant.revoked_at is None and (grant.last_used_at or 0) < now:
             self.grants[grant_id] = dataclasses.replace(grant, last_used_at=now)  # same expiry: heap entry holds
