@@ -46,6 +46,11 @@ from oauth_server.model.sqlalchemy.device_statements import (
     POLL_ON_TIME,
     POLL_TOO_SOON,
 )
+from oauth_server.model.sqlalchemy.fold_statements import (
+    APPROVE_PENDING_POSTGRES,
+    ROTATE_AND_ISSUE_USED_POSTGRES,
+    SAVE_PAIR_USED_POSTGRES,
+)
 from oauth_server.model.sqlalchemy.statements import (
     CONSUME_CODE,
     GET_ACCESS_TOKEN,
@@ -217,6 +222,13 @@ async def collect(url: str) -> list[Plan]:
                 await explain(conn, "rotate_refresh_token", ROTATE_AND_ISSUE_POSTGRES,
                               {**grant, **new_pair, "key": sample["refresh"]["token_digest"]}),
                 await explain(conn, "record_grant_use", RECORD_GRANT_USE, grant),
+                await explain(conn, "save_tokens_recording_use", SAVE_PAIR_USED_POSTGRES, {**grant, **new_pair}),
+                await explain(conn, "rotate_refresh_token_recording_use", ROTATE_AND_ISSUE_USED_POSTGRES,
+                              {**grant, **new_pair, "key": sample["refresh"]["token_digest"], "reuse_after": None}),
+                await explain(conn, "approve_pending_authorization", APPROVE_PENDING_POSTGRES, {
+                    "key": sample["pending"]["request_digest"],
+                    **_prefixed("g_", {**sample["grant"], "grant_id": secrets.token_urlsafe(16)}),
+                    **_prefixed("c_", {**sample["code"], "code_digest": secrets.token_hex(32)})}),
                 await explain(conn, "retire_signing_key", RETIRE_SIGNING_KEY,
                               {"key": kid, "retires_at": NOW, "expires_at": NOW + 3600}),
             ]

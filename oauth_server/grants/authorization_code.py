@@ -8,7 +8,7 @@ from oauth_server import pkce, tokens
 from oauth_server.audit.events import CodeIssued, CodeReplayDetected, ConsentApproved, digest_ref
 from oauth_server.audit.trail import NO_AUDIT, AuditTrail
 from oauth_server.errors import InvalidGrant, InvalidRequest, InvalidTarget
-from oauth_server.grants.issue import GrantContext, Issuance, mint, record_use
+from oauth_server.grants.issue import GrantContext, Issuance, mint, store_in_use
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.records import AuthorizationCode, Grant, PendingAuthorization
 from oauth_server.resources import resource_matches
@@ -85,10 +85,9 @@ async def issue_for_code(ctx: GrantContext, record: AuthorizationCode) -> Issuan
         resource=record.resource,
         grant_expires_at=ctx.now + ctx.settings.refresh_token_absolute_lifetime,
     )
-    if not await ctx.model.save_tokens(issuance.access, issuance.refresh):
+    if not await store_in_use(ctx, issuance):
         logger.warning("grant %s was revoked before its tokens were stored", record.grant_id)
         raise InvalidGrant("the grant was revoked")
-    await record_use(ctx, record.grant_id)
     return issuance
 
 
@@ -96,6 +95,40 @@ async def issue_code(model: OAuthServerModel, settings: OAuthServerSettings, pen
                      subject: str, scopes: tuple[str, ...], now: int, *, audit: AuditTrail = NO_AUDIT) -> str:
     """The user approved: a new grant and its first code, stored together (RFC 6749 §4.1.2).
     Returns the raw code; only its digest is stored. ``audit`` hears of the consent and the code."""
+    code, record, grant = new_code(settings, pending, subject, scopes, now)
+    await model.save_authorization_code(record, grant)
+    await _approved(audit, pending, record, grant, now)
+    return code
+
+
+async def approve_pending(model: OAuthServerModel, settings: OAuthServerSettings, pending: PendingAuthorization,
+                          subject: str, scopes: tuple[str, ...], now: int, *,
+                          audit: AuditTrail = NO_AUDIT) -> str | None:
+    """The user approved ``pending`` (as read by the form's check): take the request and issue its
+    code in one step. None if the request was already answered: nothing is stored.
+
+    ``consume_pending_authorization`` then ``issue_code``, folded where the model offers
+    ``approve_pending_authorization`` (on Postgres one statement). Exact: of a pending request
+    nothing but the browser binding ever changes, so the record read by the form's check is the
+    one consumed, and one decision per request still holds (the model decides who took it).
+    """
+    code, record, grant = new_code(settings, pending, subject, scopes, now)
+    try:
+        approved = await model.approve_pending_authorization(pending.request_digest, record, grant)
+    except NotImplementedError:
+        if await model.consume_pending_authorization(pending.request_digest) is None:
+            return None
+        await model.save_authorization_code(record, grant)
+        approved = True
+    if not approved:
+        return None
+    await _approved(audit, pending, record, grant, now)
+    return code
+
+
+def new_code(settings: OAuthServerSettings, pending: PendingAuthorization, subject: str,
+             scopes: tuple[str, ...], now: int) -> tuple[str, AuthorizationCode, Grant]:
+    """The raw code, its record and its new grant; nothing is stored yet."""
     code = tokens.new_token()
     grant = Grant(
         grant_id=tokens.new_id(),
@@ -109,10 +142,8 @@ async def issue_code(model: OAuthServerModel, settings: OAuthServerSettings, pen
         expires_at=now + settings.authorization_code_lifetime + settings.refresh_token_absolute_lifetime
         + settings.access_token_lifetime,
     )
-    code_digest = tokens.digest(code)
-    expires_at = now + settings.authorization_code_lifetime
-    await model.save_authorization_code(AuthorizationCode(
-        code_digest=code_digest,
+    record = AuthorizationCode(
+        code_digest=tokens.digest(code),
         grant_id=grant.grant_id,
         client_id=pending.client_id,
         subject=subject,
@@ -121,10 +152,15 @@ async def issue_code(model: OAuthServerModel, settings: OAuthServerSettings, pen
         scopes=scopes,
         code_challenge=pending.code_challenge,
         resource=pending.resource,
-        expires_at=expires_at,
-    ), grant)
-    await audit.emit(ConsentApproved(time=now, client_id=pending.client_id, subject=subject, grant_id=grant.grant_id,
-                                     scopes=scopes, requested_scopes=pending.scopes, resource=pending.resource))
-    await audit.emit(CodeIssued(time=now, client_id=pending.client_id, subject=subject, grant_id=grant.grant_id,
-                                code_ref=digest_ref(code_digest), expires_at=expires_at))
-    return code
+        expires_at=now + settings.authorization_code_lifetime,
+    )
+    return code, record, grant
+
+
+async def _approved(audit: AuditTrail, pending: PendingAuthorization, record: AuthorizationCode, grant: Grant,
+                    now: int) -> None:
+    await audit.emit(ConsentApproved(time=now, client_id=pending.client_id, subject=record.subject,
+                                     grant_id=grant.grant_id, scopes=record.scopes, requested_scopes=pending.scopes,
+                                     resource=pending.resource))
+    await audit.emit(CodeIssued(time=now, client_id=pending.client_id, subject=record.subject, grant_id=grant.grant_id,
+                                code_ref=digest_ref(record.code_digest), expires_at=record.expires_at))

@@ -27,7 +27,7 @@ from oauth_server.errors import (
     SlowDown,
     UnauthorizedClient,
 )
-from oauth_server.grants.issue import GrantContext, Issuance, mint, record_use
+from oauth_server.grants.issue import GrantContext, Issuance, mint, store_in_use
 from oauth_server.records import DEVICE_APPROVED, DEVICE_DENIED, DeviceAuthorization
 from oauth_server.resources import resource_matches
 
@@ -101,8 +101,7 @@ async def issue(ctx: GrantContext, record: DeviceAuthorization) -> Issuance:
         resource=record.resource,
         grant_expires_at=ctx.now + ctx.settings.refresh_token_absolute_lifetime,
     )
-    if not await ctx.model.save_tokens(issuance.access, issuance.refresh):
+    if not await store_in_use(ctx, issuance):
         logger.warning("grant %s was revoked before its tokens were stored", record.grant_id)
         raise InvalidGrant("the grant was revoked")
-    await record_use(ctx, record.grant_id)
     return issuance

@@ -136,3 +136,17 @@ async def record_use(ctx: GrantContext, grant_id: str) -> None:
         await ctx.model.record_grant_use(grant_id, ctx.now)
     except StorageUnavailable:
         logger.warning("could not record the use of grant %s", grant_id)
+
+
+async def store_in_use(ctx: GrantContext, issuance: Issuance) -> bool:
+    """Store the issuance into its grant and record the use (``save_tokens`` then ``record_use``),
+    in one step where the model folds them (``save_tokens_recording_use``). False: the grant is
+    revoked or unknown, and nothing was stored or recorded."""
+    try:
+        return await ctx.model.save_tokens_recording_use(issuance.access, issuance.refresh, ctx.now)
+    except NotImplementedError:
+        pass
+    if not await ctx.model.save_tokens(issuance.access, issuance.refresh):
+        return False
+    await record_use(ctx, issuance.access.grant_id)
+    return True

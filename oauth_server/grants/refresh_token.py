@@ -82,8 +82,7 @@ async def rotate(ctx: GrantContext, record: RefreshToken, scopes: tuple[str, ...
     grace = ctx.settings.refresh_token_reuse_grace
     # Within the grace a token rotated at or after ``reuse_after`` may rotate again.
     reuse_after = ctx.now - grace + 1 if grace > 0 else None
-    if not await ctx.model.rotate_refresh_token(record.token_digest, ctx.now, issuance.access, issuance.refresh,
-                                                reuse_after=reuse_after):
+    if not await rotate_in_use(ctx, record.token_digest, issuance, issuance.refresh, reuse_after):
         # Either a concurrent refresh rotated the token first (reuse too, unless within the
         # grace), or the grant was revoked meanwhile (its tokens are gone): only the first is
         # news worth a revocation.
@@ -94,8 +93,23 @@ async def rotate(ctx: GrantContext, record: RefreshToken, scopes: tuple[str, ...
         await ctx.model.revoke_grant(record.grant_id, ctx.now)
         await reuse_detected(ctx, current)
         raise InvalidGrant("refresh token was already used")
-    await record_use(ctx, record.grant_id)
     return issuance
+
+
+async def rotate_in_use(ctx: GrantContext, old_digest: str, issuance: Issuance, refresh: RefreshToken,
+                        reuse_after: int | None) -> bool:
+    """``rotate_refresh_token`` then ``record_use``, in one step where the model folds them
+    (``rotate_refresh_token_recording_use``). False: not rotated, nothing stored or recorded."""
+    try:
+        return await ctx.model.rotate_refresh_token_recording_use(
+            old_digest, ctx.now, issuance.access, refresh, reuse_after=reuse_after)
+    except NotImplementedError:
+        pass
+    if not await ctx.model.rotate_refresh_token(old_digest, ctx.now, issuance.access, refresh,
+                                                reuse_after=reuse_after):
+        return False
+    await record_use(ctx, refresh.grant_id)
+    return True
 
 
 async def refresh(ctx: GrantContext, refresh_token: str, scope: str | None, resource: str | None) -> Issuance:

@@ -1,11 +1,12 @@
 """The storage interface: what a user implements for their own database.
 
 Rules every implementation keeps (the contract suite in ``tests/model/test_contract.py``,
-``test_contract_clients.py``, ``test_contract_device.py`` and ``test_contract_connected_apps.py``
-check them): credentials arrive already hashed and are looked up by digest; ``consume_*`` and
-``rotate_*`` are atomic and single-use even under concurrency (a refresh token's grace window,
-``reuse_after``, is the one asked-for exception); ``get_*`` may return expired records (the
-server checks expiry against its own clock) and returns None for unknown keys.
+``test_contract_clients.py``, ``test_contract_device.py``, ``test_contract_connected_apps.py``
+and ``test_contract_folds.py`` check them): credentials arrive already hashed and are looked up
+by digest; ``consume_*`` and ``rotate_*`` are atomic and single-use even under concurrency (a
+refresh token's grace window, ``reuse_after``, is the one asked-for exception); ``get_*`` may
+return expired records (the server checks expiry against its own clock) and returns None for
+unknown keys.
 
 Every code and token belongs to a ``Grant``. Revoking a grant marks it and removes every code
 and token of it; issuing tokens checks the mark in the same atomic step as it stores them. So
@@ -31,6 +32,10 @@ The device-authorization methods (RFC 8628) are optional the same way: needed on
 The verbs of a user's connected apps (``revoke_subject_grant``, ``record_grant_use``) are
 optional the same way: a model without them serves every flow; only its connected-apps page
 cannot revoke, and shows no "last used".
+The folds (``approve_pending_authorization``, ``save_tokens_recording_use``,
+``rotate_refresh_token_recording_use``) are optional the same way: each does what two verbs do, in
+one atomic step (on Postgres one statement: one round trip instead of two); where a model
+raises ``NotImplementedError`` the server calls the two verbs instead.
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ _NO_SIGNING_KEYS = (
     "the settings or implement save_signing_key/list_signing_keys/retire_signing_key"
 )
 
+
+_NO_FOLD = "this model does not fold {}: the server calls {} instead"
 
 _NO_CONNECTED_APPS = (
     "a user's connected apps: this model cannot revoke a grant for its subject; implement revoke_subject_grant"
@@ -155,6 +162,20 @@ class OAuthServerModel(ABC):
     async def consume_pending_authorization(self, request_digest: str) -> PendingAuthorization | None:
         """Remove and return the pending request; exactly one concurrent caller gets it."""
 
+    async def approve_pending_authorization(self, request_digest: str, code: AuthorizationCode,
+                                            grant: Grant) -> bool:
+        """The user approved: ``consume_pending_authorization`` and ``save_authorization_code``
+        in one atomic step. Optional (module docstring).
+
+        Removes the pending request and, only if this call removed it, stores the grant and its
+        first code (as ``save_authorization_code``: ``code.grant_id`` equals ``grant.grant_id``,
+        else ``ValueError``). Returns False, storing nothing, if the request is gone: of any
+        number of concurrent decisions (this verb or ``consume_pending_authorization``) exactly
+        one takes it. The caller already holds the pending record (read by the form's check):
+        nothing of it but ``browser_digest`` ever changes, so no copy needs to come back.
+        """
+        raise NotImplementedError(_NO_FOLD.format("the approval", "consume_pending_authorization"))
+
     # -- grants and authorization codes ---------------------------------------------------
     @abstractmethod
     async def save_authorization_code(self, code: AuthorizationCode, grant: Grant) -> None:
@@ -224,6 +245,29 @@ class OAuthServerModel(ABC):
         Everything else holds as without it: the grant must be live, and ``revoke_grant`` wins.
         None (the default): single use.
         """
+
+    async def save_tokens_recording_use(self, access: AccessToken, refresh: RefreshToken | None, now: int) -> bool:
+        """``save_tokens``, and if it stored them ``record_grant_use(access.grant_id, now)``, as
+        one atomic step. Optional (module docstring).
+
+        Exactly ``save_tokens``'s contract (stored only into a live grant; a racing
+        ``revoke_grant`` wins), plus: when the tokens are stored, the grant's ``last_used_at``
+        becomes ``now`` unless it is already ``now`` or later; when they are not, nothing changes.
+        """
+        raise NotImplementedError(_NO_FOLD.format("the use into save_tokens", "record_grant_use"))
+
+    async def rotate_refresh_token_recording_use(
+        self, old_digest: str, now: int, access: AccessToken, refresh: RefreshToken, *,
+        reuse_after: int | None = None,
+    ) -> bool:
+        """``rotate_refresh_token``, and if it rotated ``record_grant_use(refresh.grant_id, now)``,
+        as one atomic step. Optional (module docstring).
+
+        Exactly ``rotate_refresh_token``'s contract (single use, or the ``reuse_after`` window;
+        only while the grant is live; ``revoke_grant`` wins), plus ``last_used_at`` as in
+        ``save_tokens_recording_use``: moved only by a rotation that happened.
+        """
+        raise NotImplementedError(_NO_FOLD.format("the use into rotate_refresh_token", "record_grant_use"))
 
     @abstractmethod
     async def revoke_grant(self, grant_id: str, now: int) -> None:

@@ -162,6 +162,17 @@ class MemoryOAuthServerModel(OAuthServerModel):
     async def consume_pending_authorization(self, request_digest: str) -> PendingAuthorization | None:
         return self.pending.pop(request_digest, None)
 
+    async def approve_pending_authorization(self, request_digest: str, code: AuthorizationCode,
+                                            grant: Grant) -> bool:
+        if code.grant_id != grant.grant_id:
+            raise ValueError("the code must belong to the grant saved with it")
+        self._before_write()  # first: its purge may remove the request if it has expired
+        if request_digest not in self.pending:
+            return False
+        await self.save_authorization_code(code, grant)  # awaits nothing: one step on the loop
+        self.pending.pop(request_digest, None)
+        return True
+
     # -- grants and codes -----------------------------------------------------------------
     async def save_authorization_code(self, code: AuthorizationCode, grant: Grant) -> None:
         if code.grant_id != grant.grant_id:
@@ -236,6 +247,22 @@ class MemoryOAuthServerModel(OAuthServerModel):
         self._store(access, refresh)
         return True
 
+    async def save_tokens_recording_use(self, access: AccessToken, refresh: RefreshToken | None, now: int) -> bool:
+        # save_tokens awaits nothing: the pair runs as one step on the event loop.
+        if not await self.save_tokens(access, refresh):
+            return False
+        self._record_use(access.grant_id, now)
+        return True
+
+    async def rotate_refresh_token_recording_use(
+        self, old_digest: str, now: int, access: AccessToken, refresh: RefreshToken, *,
+        reuse_after: int | None = None,
+    ) -> bool:
+        if not await self.rotate_refresh_token(old_digest, now, access, refresh, reuse_after=reuse_after):
+            return False
+        self._record_use(refresh.grant_id, now)
+        return True
+
     async def revoke_grant(self, grant_id: str, now: int) -> None:
         self._revoke(grant_id, now)
 
@@ -247,6 +274,9 @@ class MemoryOAuthServerModel(OAuthServerModel):
         return True
 
     async def record_grant_use(self, grant_id: str, now: int) -> None:
+        self._record_use(grant_id, now)
+
+    def _record_use(self, grant_id: str, now: int) -> None:
         grant = self.grants.get(grant_id)
         if grant is not None and grant.revoked_at is None and (grant.last_used_at or 0) < now:
             self.grants[grant_id] = dataclasses.replace(grant, last_used_at=now)  # same expiry: heap entry holds

@@ -48,7 +48,9 @@ async def test_statements_use_indexes(plans_database: str) -> None:
                      "rotate_refresh_token", "retire_signing_key", "replace_client", "list_grants (subject)",
                      "list_grants (client_id)", "get_device_authorization", "approve_device_authorization",
                      "deny_device_authorization", "poll_device_authorization (on time)",
-                     "poll_device_authorization (too soon)", "consume_device_authorization"):
+                     "poll_device_authorization (too soon)", "consume_device_authorization",
+                     "save_tokens_recording_use", "rotate_refresh_token_recording_use",
+                     "approve_pending_authorization"):
         assert required in names
     assert sum(name.startswith("revoke_grant") for name in names) == 4
     assert sum(name.startswith("delete_client") for name in names) == 7
@@ -66,6 +68,7 @@ def test_query_plans_document_lists_every_statement() -> None:
                  "delete_client (1/7): oauth_grants", "delete_client (5/7): oauth_pending_authorizations",
                  "delete_client (6/7): oauth_device_authorizations", "purge_expired: oauth_device_authorizations",
                  "poll_device_authorization (on time)", "consume_device_authorization",
-                 "replace_client", "list_grants (subject)", "list_grants (client_id)"):
+                 "replace_client", "list_grants (subject)", "list_grants (client_id)",
+                 "save_tokens_recording_use", "rotate_refresh_token_recording_use", "approve_pending_authorization"):
         assert f"## {name}\n" in document
     assert "Seq Scan" not in document

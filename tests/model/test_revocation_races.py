@@ -18,6 +18,7 @@ from typing import TypeVar
 import pytest
 
 from oauth_server.model.base import OAuthServerModel
+from oauth_server.records import AccessToken, RefreshToken
 from tests.model.test_contract import NOW, access, open_grant, refresh
 
 T = TypeVar("T")
@@ -42,10 +43,24 @@ async def left_over(models: tuple[OAuthServerModel, ...], access_digests: list[s
     return found
 
 
+def issuing(issuer: OAuthServerModel, fold: bool, pair: tuple[AccessToken, RefreshToken]) -> Awaitable[bool]:
+    """``save_tokens``, or its fold ``save_tokens_recording_use``."""
+    return issuer.save_tokens_recording_use(*pair, NOW) if fold else issuer.save_tokens(*pair)
+
+
+def rotating(issuer: OAuthServerModel, fold: bool, old: str, pair: tuple[AccessToken, RefreshToken]) -> Awaitable[bool]:
+    """``rotate_refresh_token``, or its fold ``rotate_refresh_token_recording_use``."""
+    if fold:
+        return issuer.rotate_refresh_token_recording_use(old, NOW, *pair)
+    return issuer.rotate_refresh_token(old, NOW, *pair)
+
+
+@pytest.mark.parametrize("fold", [False, True], ids=["two-verbs", "folds"])
 async def test_revocation_wins_over_concurrent_issuance_and_rotation(
-        model: OAuthServerModel, second_process: OAuthServerModel) -> None:
-    """200 rounds of revoke_grant racing save_tokens and rotate_refresh_token of one grant, on
-    two processes: afterwards no token of the grant is left, and nothing more can be stored."""
+        model: OAuthServerModel, second_process: OAuthServerModel, fold: bool) -> None:
+    """200 rounds of revoke_grant racing save_tokens and rotate_refresh_token of one grant (or
+    their folds, which also record the use), on two processes: afterwards no token of the grant
+    is left, and nothing more can be stored."""
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     stored = rotated = 0
@@ -57,8 +72,8 @@ async def test_revocation_wins_over_concurrent_issuance_and_rotation(
         revoker, issuer = (model, second_process) if number % 2 else (second_process, model)
         _, saved, rotated_now = await asyncio.gather(
             after(rng.uniform(0, JITTER), revoker.revoke_grant(grant_id, NOW)),
-            after(rng.uniform(0, JITTER), issuer.save_tokens(*issued)),
-            after(rng.uniform(0, JITTER), issuer.rotate_refresh_token(old.token_digest, NOW, *rotation)),
+            after(rng.uniform(0, JITTER), issuing(issuer, fold, issued)),
+            after(rng.uniform(0, JITTER), rotating(issuer, fold, old.token_digest, rotation)),
         )
         stored += saved
         rotated += rotated_now
@@ -71,8 +86,10 @@ async def test_revocation_wins_over_concurrent_issuance_and_rotation(
     assert 0 < stored < ROUNDS and 0 < rotated < ROUNDS
 
 
+@pytest.mark.parametrize("fold", [False, True], ids=["two-verbs", "folds"])
 async def test_concurrent_revocations_of_one_grant_never_fail(
-        model: OAuthServerModel, second_process: OAuthServerModel, caplog: pytest.LogCaptureFixture) -> None:
+        model: OAuthServerModel, second_process: OAuthServerModel, caplog: pytest.LogCaptureFixture,
+        fold: bool) -> None:
     """20 revocations of one grant at once (20 requests that all saw the reuse) while a rotation
     and an issuance run, on two processes: no exception, no deadlock even resolved by a retry,
     and nothing of the grant left."""
@@ -87,9 +104,8 @@ async def test_concurrent_revocations_of_one_grant_never_fail(
             after(rng.uniform(0, JITTER), (model if n % 2 else second_process).revoke_grant(grant_id, NOW + n))
             for n in range(REVOKERS)
         ]
-        calls.append(after(rng.uniform(0, JITTER), second_process.rotate_refresh_token(old.token_digest, NOW,
-                                                                                      *rotation)))
-        calls.append(after(rng.uniform(0, JITTER), model.save_tokens(*issued)))
+        calls.append(after(rng.uniform(0, JITTER), rotating(second_process, fold, old.token_digest, rotation)))
+        calls.append(after(rng.uniform(0, JITTER), issuing(model, fold, issued)))
         await asyncio.gather(*calls)
         assert await left_over((model,), [rotation[0].token_digest, issued[0].token_digest],
                                [old.token_digest, rotation[1].token_digest, issued[1].token_digest]) == []

@@ -15,10 +15,12 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from oauth_server import OAuthServer, OAuthServerSettings
+from oauth_server import OAuthServer, OAuthServerSettings, tokens
+from oauth_server.grants import authorization_code
 from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
 from tests.conftest import ISSUER, RESOURCE, SCOPES, build_app
 from tests.helpers import REDIRECT, VERIFIER, authorize_params, form_fields, query, register
+from tests.model.test_contract import NOW, pending
 
 
 class Wire:
@@ -91,8 +93,35 @@ async def test_round_trips_of_a_whole_flow_and_a_refresh(counted: tuple[httpx.As
     # register: INSERT client. authorize: SELECT client (then cached), INSERT pending (already
     # bound to the browser). consent page: SELECT pending. approval: SELECT pending (the form's
     # browser check), DELETE pending RETURNING, INSERT grant + code (one CTE). token: UPDATE code
-    # RETURNING, INSERT pair (one CTE reading the grant FOR SHARE). refresh: SELECT refresh
-    # token, rotate + issue (one CTE).
+    # RETURNING, then one CTE: UPDATE the grant's last_used_at (the live check and its lock) and
+    # INSERT the pair. refresh: SELECT refresh token, then one CTE: rotate, issue, record the use.
+    # Before save_tokens_recording_use / rotate_refresh_token_recording_use: token 3, refresh 3
+    # (record_grant_use was a statement of its own).
     assert counts == {"register": 1, "authorize": 2, "consent page": 1, "consent approval": 3, "token": 2,
                       "refresh": 2}
     assert sum(counts[step] for step in ("authorize", "consent page", "consent approval", "token")) == 8
+
+
+async def test_the_approval_takes_the_request_and_stores_the_code_in_one_round_trip(
+        counted: tuple[httpx.AsyncClient, Wire], postgres_model: SQLAlchemyOAuthServerModel) -> None:
+    """``approve_pending_authorization``: the approval's DELETE pending and INSERT grant + code in
+    one CTE, where ``consume_pending_authorization`` then ``save_authorization_code`` take two.
+    (The server's ``approve`` calls ``authorization_code.approve_pending`` to use it.)"""
+    _, wire = counted
+    settings = OAuthServerSettings(issuer_url=ISSUER, resource_server_url=RESOURCE,
+                                   authorization_url=f"{ISSUER}/consent")
+    trips = {}
+    for name, fold in (("two verbs", False), ("fold", True)):
+        request = pending()
+        await postgres_model.save_pending_authorization(request)
+        await settled(wire)
+        if fold:
+            code = await authorization_code.approve_pending(postgres_model, settings, request, "alice",
+                                                            request.scopes, NOW)
+        else:
+            assert await postgres_model.consume_pending_authorization(request.request_digest) is not None
+            code = await authorization_code.issue_code(postgres_model, settings, request, "alice", request.scopes, NOW)
+        assert code is not None and await postgres_model.get_authorization_code(tokens.digest(code)) is not None
+        trips[name] = (await settled(wire))[:-1]  # less the check's SELECT
+    print(trips)
+    assert {name: len(queries) for name, queries in trips.items()} == {"two verbs": 2, "fold": 1}

@@ -194,12 +194,17 @@ def test_a_metadata_document_client_is_shown_by_its_host() -> None:
 
 async def test_an_outage_recording_the_use_still_hands_out_the_stored_tokens(
         http: httpx.AsyncClient, model: MemoryOAuthServerModel, caplog: pytest.LogCaptureFixture) -> None:
-    """"Last used" is bookkeeping: tokens already stored are not withheld over it."""
+    """"Last used" is bookkeeping: tokens already stored are not withheld over it (a model that
+    records it in a separate step: without ``save_tokens_recording_use``, the fold)."""
 
     async def unavailable(grant_id: str, now: int) -> None:
         raise StorageUnavailable("database down")
 
+    async def not_folded(*_: object) -> bool:
+        raise NotImplementedError
+
     model.record_grant_use = unavailable  # type: ignore[method-assign]
+    model.save_tokens_recording_use = not_folded  # type: ignore[method-assign,assignment]
     client = await register(http)
     issued = await tokens_for(http, client.client_id)
     assert (await http.post("/mcp", headers={"authorization": f"Bearer {issued['access_token']}"})).status_code == 200

@@ -14,9 +14,9 @@ How it keeps the contract of :class:`~oauth_server.model.base.OAuthServerModel`:
   that other processes' caches must hear of (``revoke_grant``, and the client writes: a
   transaction that ends with its ``pg_notify``); on SQLite the writes of several rows are
   transactions that start with a write.
-* Three layers, one module each: ``runner.py`` (engines, caches, running statements),
+* The layers, one module each: ``runner.py`` (engines, caches, running statements),
   ``client_verbs.py`` (clients, listings, assertion jtis), ``device_verbs.py`` (RFC 8628 device
-  authorizations), this module (the authorization flow:
+  authorizations), ``fold_verbs.py`` (two verbs in one statement), this module (the authorization flow:
   pending requests, codes, tokens, revocation, signing keys, purging).
 * Core statements, no ORM session: no identity map or unit of work on the hot path.
 * Every public method goes through ``failures.storage`` or ``failures.read``: an unreachable
@@ -26,11 +26,10 @@ How it keeps the contract of :class:`~oauth_server.model.base.OAuthServerModel`:
 
 from __future__ import annotations
 
-from typing import Any
-
 from oauth_server.model.sqlalchemy.client_verbs import ClientVerbs
 from oauth_server.model.sqlalchemy.device_verbs import DeviceVerbs
 from oauth_server.model.sqlalchemy.failures import read, storage
+from oauth_server.model.sqlalchemy.fold_verbs import FoldVerbs
 from oauth_server.model.sqlalchemy.notices import notice
 from oauth_server.model.sqlalchemy.statements import (
     BIND_PENDING,
@@ -61,6 +60,7 @@ from oauth_server.model.sqlalchemy.tables import (
     authorization_codes,
     grants,
     pending_authorizations,
+    prefixed,
     refresh_tokens,
     signing_keys,
     to_row,
@@ -75,7 +75,7 @@ from oauth_server.records import (
 )
 
 
-class SQLAlchemyOAuthServerModel(ClientVerbs, DeviceVerbs):
+class SQLAlchemyOAuthServerModel(ClientVerbs, DeviceVerbs, FoldVerbs):
     """Records in SQL tables (``oauth_*``), on Postgres (asyncpg) or SQLite (aiosqlite).
 
     Args:
@@ -132,7 +132,7 @@ class SQLAlchemyOAuthServerModel(ClientVerbs, DeviceVerbs):
         if code.grant_id != grant.grant_id:
             raise ValueError("the code must belong to the grant saved with it")
         if self._postgres:
-            await self._run(SAVE_GRANT_AND_CODE_POSTGRES, {**_prefixed("g_", grant), **_prefixed("c_", code)})
+            await self._run(SAVE_GRANT_AND_CODE_POSTGRES, {**prefixed("g_", grant), **prefixed("c_", code)})
             return
         grant_row, code_row = to_row(grant), to_row(code)
         if self._lite is not None:
@@ -160,9 +160,9 @@ class SQLAlchemyOAuthServerModel(ClientVerbs, DeviceVerbs):
     # -- tokens ---------------------------------------------------------------------------------
     @storage
     async def save_tokens(self, access: AccessToken, refresh: RefreshToken | None) -> bool:
-        params = {"grant": access.grant_id, **_prefixed("a_", access)}
+        params = {"grant": access.grant_id, **prefixed("a_", access)}
         if refresh is not None:
-            params.update(_prefixed("r_", refresh))
+            params.update(prefixed("r_", refresh))
         if self._postgres:
             statement = SAVE_ACCESS_POSTGRES if refresh is None else SAVE_PAIR_POSTGRES
             return await self._count(statement, params) == 1
@@ -213,7 +213,7 @@ class SQLAlchemyOAuthServerModel(ClientVerbs, DeviceVerbs):
         params = {"key": old_digest, "now": now, "grant": refresh.grant_id, "reuse_after": reuse_after}
         if self._postgres:
             return await self._count(ROTATE_AND_ISSUE_POSTGRES, {
-                **params, **_prefixed("a_", access), **_prefixed("r_", refresh)}) == 1
+                **params, **prefixed("a_", access), **prefixed("r_", refresh)}) == 1
         if self._lite is not None:
             minted = to_row(access), to_row(refresh)
             return await self._lite.write([(ROTATE_REFRESH_TOKEN, params, ()),
@@ -283,7 +283,3 @@ class SQLAlchemyOAuthServerModel(ClientVerbs, DeviceVerbs):
                 removed += (await conn.execute(statement, {"now": now, "batch": batch})).rowcount
         return removed
 
-
-def _prefixed(prefix: str, record: object) -> dict[str, Any]:
-    """The record's columns as the parameters ``<prefix><column>`` of an ``_insert_from`` statement."""
-    return {f"{prefix}{name}": value for name, value in to_row(record).items()}

@@ -100,6 +100,8 @@ BIND_PENDING = (
 CONSUME_PENDING = (
     delete(pending_authorizations).where(_pending.request_digest == bindparam("key")).returning(*_pending)
 )
+#: The user's decision takes the pending request: whoever deletes the row decided.
+TAKE_PENDING = delete(pending_authorizations).where(_pending.request_digest == bindparam("key"))
 # RFC 6749 §10.5 / OAuth 2.1 §4.1.3: codes are single use; the database decides who got it.
 CONSUME_CODE = (
     update(authorization_codes)

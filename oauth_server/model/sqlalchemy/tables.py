@@ -263,6 +263,11 @@ def to_row(record: object) -> dict[str, Any]:
     return {name: getattr(record, name) for name in _field_names(type(record))}
 
 
+def prefixed(prefix: str, record: object) -> dict[str, Any]:
+    """The record's columns as the parameters ``<prefix><column>`` of an ``_insert_from`` statement."""
+    return {f"{prefix}{name}": value for name, value in to_row(record).items()}
+
+
 def _field_names(kind: type[Any]) -> tuple[str, ...]:
     names = _FIELDS.get(kind)
     if names is None:
