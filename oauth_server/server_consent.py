@@ -131,16 +131,24 @@ class ConsentVerbs(ServerBase):
         """
         if not subject:
             raise ValueError("subject is required")
-        pending = await self._take_pending(form)
+        # As the form's check read it: only its browser binding ever changes, and the approval
+        # below takes it atomically (one statement on Postgres), so a second decision fails.
+        pending = form.request.pending
         granted = tuple(
             s for s in pending.scopes
             if (allowed_scopes is None or s in allowed_scopes) and (selected_scopes is None or s in selected_scopes)
         )
         if pending.scopes and not granted:
+            await self._take_pending(form)
             raise AuthorizationFailed(
                 InvalidScope("the user may not grant any of the requested scopes"), pending.redirect_uri, pending.state
             )
-        return await self._issue_code(pending, subject, granted)
+        code = await authorization_code.approve_pending(self.model, self.settings, pending, subject, granted,
+                                                        self.now(), audit=self.audit)
+        if code is None:
+            raise AuthorizationFailed(InvalidRequest("this authorization request was already answered"))
+        return consent.add_query(pending.redirect_uri, {"code": code, "state": pending.state,
+                                                        "iss": self.settings.issuer_url})
 
     async def deny(self, form: ConsentForm) -> str:
         """The user denied: RFC 6749 §4.1.2.1 ``access_denied`` back to the client."""
@@ -149,13 +157,6 @@ class ConsentVerbs(ServerBase):
         return consent.error_redirect(
             self.settings, pending.redirect_uri, AccessDenied("the user denied the request"), pending.state
         )
-
-    async def _issue_code(self, pending: PendingAuthorization, subject: str, scopes: tuple[str, ...]) -> str:
-        """A new grant and its code, stored together (RFC 6749 §4.1.2)."""
-        code = await authorization_code.issue_code(self.model, self.settings, pending, subject, scopes, self.now(),
-                                                   audit=self.audit)
-        return consent.add_query(pending.redirect_uri, {"code": code, "state": pending.state,
-                                                        "iss": self.settings.issuer_url})
 
     def error_redirect(self, failure: AuthorizationFailed) -> str | None:
         """Where an /authorize or consent failure may be sent, or None: show it to the user."""
