@@ -8,7 +8,7 @@ from oauth_server import pkce, tokens
 from oauth_server.audit.events import CodeIssued, CodeReplayDetected, ConsentApproved, digest_ref
 from oauth_server.audit.trail import NO_AUDIT, AuditTrail
 from oauth_server.errors import InvalidGrant, InvalidRequest, InvalidTarget
-from oauth_server.grants.issue import GrantContext, Issuance, mint, store_in_use
+from oauth_server.grants.issue import GrantContext, Issuance, first_tokens
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.records import AuthorizationCode, Grant, PendingAuthorization
 from oauth_server.resources import resource_matches
@@ -71,34 +71,9 @@ async def redeem(
 
 
 async def issue_for_code(ctx: GrantContext, record: AuthorizationCode) -> Issuance:
-    """The first tokens of the code's grant; its absolute lifetime starts now (RFC 9700 §4.14.2).
-
-    A replay of the code running concurrently may revoke the grant before these tokens are
-    stored: the model then stores nothing, and this redemption fails too (RFC 9700 §4.5).
-    """
-    issuance = mint(
-        ctx,
-        grant_id=record.grant_id,
-        subject=record.subject,
-        scopes=record.scopes,
-        granted_scopes=record.scopes,
-        resource=record.resource,
-        grant_expires_at=ctx.now + ctx.settings.refresh_token_absolute_lifetime,
-    )
-    if not await store_in_use(ctx, issuance):
-        logger.warning("grant %s was revoked before its tokens were stored", record.grant_id)
-        raise InvalidGrant("the grant was revoked")
-    return issuance
-
-
-async def issue_code(model: OAuthServerModel, settings: OAuthServerSettings, pending: PendingAuthorization,
-                     subject: str, scopes: tuple[str, ...], now: int, *, audit: AuditTrail = NO_AUDIT) -> str:
-    """The user approved: a new grant and its first code, stored together (RFC 6749 §4.1.2).
-    Returns the raw code; only its digest is stored. ``audit`` hears of the consent and the code."""
-    code, record, grant = new_code(settings, pending, subject, scopes, now)
-    await model.save_authorization_code(record, grant)
-    await _approved(audit, pending, record, grant, now)
-    return code
+    """The first tokens of the code's grant (``issue.first_tokens``)."""
+    return await first_tokens(ctx, grant_id=record.grant_id, subject=record.subject, scopes=record.scopes,
+                              resource=record.resource)
 
 
 async def approve_pending(model: OAuthServerModel, settings: OAuthServerSettings, pending: PendingAuthorization,
@@ -107,7 +82,7 @@ async def approve_pending(model: OAuthServerModel, settings: OAuthServerSettings
     """The user approved ``pending`` (as read by the form's check): take the request and issue its
     code in one step. None if the request was already answered: nothing is stored.
 
-    ``consume_pending_authorization`` then ``issue_code``, folded where the model offers
+    ``consume_pending_authorization`` then ``save_authorization_code``, folded where the model offers
     ``approve_pending_authorization`` (on Postgres one statement). Exact: of a pending request
     nothing but the browser binding ever changes, so the record read by the form's check is the
     one consumed, and one decision per request still holds (the model decides who took it).

@@ -27,7 +27,7 @@ from oauth_server.errors import (
     SlowDown,
     UnauthorizedClient,
 )
-from oauth_server.grants.issue import GrantContext, Issuance, mint, store_in_use
+from oauth_server.grants.issue import GrantContext, Issuance, first_tokens
 from oauth_server.records import DEVICE_APPROVED, DEVICE_DENIED, DeviceAuthorization
 from oauth_server.resources import resource_matches
 
@@ -85,23 +85,8 @@ async def _replayed(ctx: GrantContext, record: DeviceAuthorization) -> NoReturn:
 
 
 async def issue(ctx: GrantContext, record: DeviceAuthorization) -> Issuance:
-    """The first tokens of the grant the user's approval created; its absolute lifetime starts now.
-
-    A refresh token comes with them under the same rule as for an authorization code
-    (``issue.refresh_token_allowed``). A revocation of the grant racing this stores nothing.
-    """
+    """The first tokens of the grant the user's approval created (``issue.first_tokens``)."""
     if record.grant_id is None or record.subject is None:
         raise InvalidGrant("device authorization has no grant")
-    issuance = mint(
-        ctx,
-        grant_id=record.grant_id,
-        subject=record.subject,
-        scopes=record.scopes,
-        granted_scopes=record.scopes,
-        resource=record.resource,
-        grant_expires_at=ctx.now + ctx.settings.refresh_token_absolute_lifetime,
-    )
-    if not await store_in_use(ctx, issuance):
-        logger.warning("grant %s was revoked before its tokens were stored", record.grant_id)
-        raise InvalidGrant("the grant was revoked")
-    return issuance
+    return await first_tokens(ctx, grant_id=record.grant_id, subject=record.subject, scopes=record.scopes,
+                              resource=record.resource)

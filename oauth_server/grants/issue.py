@@ -14,7 +14,7 @@ from typing import Any
 from oauth_server import jwt_access, tokens
 from oauth_server import scopes as scope_strings
 from oauth_server.audit.trail import NO_AUDIT, AuditTrail
-from oauth_server.errors import StorageUnavailable
+from oauth_server.errors import InvalidGrant, StorageUnavailable
 from oauth_server.model.base import OAuthServerModel
 from oauth_server.records import AccessToken, Client, RefreshToken
 from oauth_server.settings import OAuthServerSettings
@@ -150,3 +150,20 @@ async def store_in_use(ctx: GrantContext, issuance: Issuance) -> bool:
         return False
     await record_use(ctx, issuance.access.grant_id)
     return True
+
+
+async def first_tokens(ctx: GrantContext, *, grant_id: str, subject: str, scopes: tuple[str, ...],
+                       resource: str) -> Issuance:
+    """The first tokens of a grant a user approved (an authorization code's or a device's);
+    its absolute lifetime starts now (RFC 9700 §4.14.2). A refresh token comes with them under
+    ``refresh_token_allowed``.
+
+    A concurrent replay (of the code or the device code) may revoke the grant before these
+    tokens are stored: the model then stores nothing, and this redemption fails too (RFC 9700 §4.5).
+    """
+    issuance = mint(ctx, grant_id=grant_id, subject=subject, scopes=scopes, granted_scopes=scopes,
+                    resource=resource, grant_expires_at=ctx.now + ctx.settings.refresh_token_absolute_lifetime)
+    if not await store_in_use(ctx, issuance):
+        logger.warning("grant %s was revoked before its tokens were stored", grant_id)
+        raise InvalidGrant("the grant was revoked")
+    return issuance

@@ -89,7 +89,6 @@ async def test_round_trips_of_a_whole_flow_and_a_refresh(counted: tuple[httpx.As
     assert refreshed.status_code == 200, refreshed.text
     trips["refresh"] = await settled(wire)
     counts = {step: len(queries) for step, queries in trips.items()}
-    print(trips)
     # register: INSERT client. authorize: SELECT client (then cached), INSERT pending (already
     # bound to the browser). consent page: SELECT pending. approval: SELECT pending (the form's
     # browser check), DELETE pending RETURNING, INSERT grant + code (one CTE). token: UPDATE code
@@ -120,8 +119,8 @@ async def test_the_approval_takes_the_request_and_stores_the_code_in_one_round_t
                                                             request.scopes, NOW)
         else:
             assert await postgres_model.consume_pending_authorization(request.request_digest) is not None
-            code = await authorization_code.issue_code(postgres_model, settings, request, "alice", request.scopes, NOW)
+            code, record, grant = authorization_code.new_code(settings, request, "alice", request.scopes, NOW)
+            await postgres_model.save_authorization_code(record, grant)
         assert code is not None and await postgres_model.get_authorization_code(tokens.digest(code)) is not None
         trips[name] = (await settled(wire))[:-1]  # less the check's SELECT
-    print(trips)
     assert {name: len(queries) for name, queries in trips.items()} == {"two verbs": 2, "fold": 1}
