@@ -63,13 +63,12 @@ class Compiled:
                 for i, (key, process) in enumerate(self.columns)}
 
 
-class AsyncpgPath:
-    """Checkout, run, translate errors. ``compiled()`` caches per statement object."""
+class CompiledCache:
+    """``compiled()``: each statement object compiled once for ``dialect`` (the asyncpg and the
+    SQLite paths both run the model's module-level statements)."""
 
-    def __init__(self, engine: AsyncEngine, isolation_level: str) -> None:
-        self.engine = engine
-        self.dialect = engine.dialect
-        self.isolation = _ISOLATION.get(isolation_level.upper(), "read_committed")
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
         self._compiled: dict[tuple[int, tuple[str, ...]], Compiled] = {}
         self._keep: list[ClauseElement] = []  # statements compiled here live as long as the cache
 
@@ -83,6 +82,15 @@ class AsyncpgPath:
             found = self._compiled[key] = Compiled(statement, self.dialect, column_keys or None)
             self._keep.append(statement)
         return found
+
+
+class AsyncpgPath(CompiledCache):
+    """Checkout, run, translate errors. ``compiled()`` caches per statement object."""
+
+    def __init__(self, engine: AsyncEngine, isolation_level: str) -> None:
+        super().__init__(engine.dialect)
+        self.engine = engine
+        self.isolation = _ISOLATION.get(isolation_level.upper(), "read_committed")
 
     @contextlib.asynccontextmanager
     async def connection(self, transaction: bool = False) -> AsyncIterator[Any]:

@@ -40,7 +40,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 
-from oauth_server.model.sqlalchemy.asyncpg_path import Compiled
+from oauth_server.model.sqlalchemy.asyncpg_path import CompiledCache
 
 #: ``PRAGMA synchronous`` values offered, in WAL mode. FULL: a committed write survives a power
 #: loss (the WAL is fsynced at every commit, here once per group). NORMAL: it survives a crash
@@ -72,34 +72,21 @@ class _Job:
 Answer = tuple[_Job, list[Outcome] | None, BaseException | None]
 
 
-class SqlitePath:
+class SqlitePath(CompiledCache):
     """The SQLite file at ``path``: per-thread readers, one writer thread, compiled statements."""
 
     def __init__(self, path: str, dialect: Dialect, busy_timeout: float, synchronous: str) -> None:
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"sqlite_synchronous must be one of {SYNCHRONOUS}, not {synchronous!r}")
+        super().__init__(dialect)
         self.path = path
-        self.dialect = dialect
         self.busy_timeout = busy_timeout
         self.synchronous = synchronous
-        self._compiled: dict[tuple[int, tuple[str, ...]], Compiled] = {}
-        self._keep: list[ClauseElement] = []
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
-
-    def compiled(self, statement: ClauseElement, column_keys: Sequence[str] = ()) -> Compiled:
-        key = (id(statement), tuple(column_keys))
-        found = self._compiled.get(key)
-        if found is None:
-            if len(self._keep) >= 256:  # the model's statements are module constants: never here
-                self._compiled.clear()
-                self._keep.clear()
-            found = self._compiled[key] = Compiled(statement, self.dialect, column_keys or None)
-            self._keep.append(statement)
-        return found
 
     def _connect(self, busy_timeout: float) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
