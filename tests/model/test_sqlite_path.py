@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
+from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel, sqlite_path
 from tests.model.test_contract import access, client, open_grant, refresh
 
 
@@ -104,3 +105,103 @@ def test_sqlite_synchronous_is_checked(tmp_path: Path) -> None:
     """Only the documented levels: OFF could corrupt the database on a power loss."""
     with pytest.raises(ValueError, match="sqlite_synchronous"):
         SQLAlchemyOAuthServerModel(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", sqlite_synchronous="OFF")
+
+
+def trace_threads(model: SQLAlchemyOAuthServerModel, seen: list[tuple[str, str]]) -> None:
+    """Record (thread name, first words) of every statement any new connection of the path runs."""
+    lite = model._lite
+    assert lite is not None
+    connect = lite._connect
+
+    def traced(busy_timeout: float) -> Any:
+        connection = connect(busy_timeout)
+        connection.set_trace_callback(
+            lambda sql: seen.append((threading.current_thread().name, " ".join(sql.split()[:2]).upper())))
+        return connection
+
+    lite._connect = traced  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize(("level", "committer"), [("FULL", "oauth-sqlite-committer"), ("NORMAL", "MainThread")])
+async def test_the_statements_run_on_the_loop_and_a_full_commit_on_the_committer(
+        tmp_path: Path, level: str, committer: str) -> None:
+    """The writes' statements run on the event loop's thread (microseconds: a thread hand-off per
+    write cost more); under FULL the COMMIT, which waits for an fsync, runs on the committer
+    thread so the loop never waits for the disk; under NORMAL it has no fsync and runs inline."""
+    model = SQLAlchemyOAuthServerModel(f"sqlite+aiosqlite:///{tmp_path / 't.db'}", sqlite_synchronous=level)
+    await model.create_all()
+    try:
+        seen: list[tuple[str, str]] = []
+        trace_threads(model, seen)
+        await model.save_client(client())
+        assert ("MainThread", "BEGIN IMMEDIATE") in seen
+        assert ("MainThread", "INSERT INTO") in seen
+        assert (committer, "COMMIT") in seen
+        assert [name for name, sql in seen if sql == "COMMIT"] == [committer]
+    finally:
+        await model.close()
+
+
+async def test_a_write_waits_for_another_process_on_the_writer_thread_never_on_the_loop(
+        lite: SQLAlchemyOAuthServerModel, tmp_path: Path) -> None:
+    """Another process holds SQLite's write lock: the loop's ``BEGIN IMMEDIATE`` (busy timeout 0)
+    fails at once and the group goes to the writer thread, which waits with the busy timeout.
+    Meanwhile the loop keeps serving (a ticker keeps ticking); the write lands once the lock is free."""
+    registered = client()
+    other = sqlite3.connect(tmp_path / "g.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        saving = asyncio.create_task(lite.save_client(registered))
+        await asyncio.sleep(0.4)
+        assert not saving.done()
+        assert ticks >= 10, f"the loop ticked {ticks} times in 0.4 s: it was blocked"
+        other.execute("COMMIT")
+        await asyncio.wait_for(saving, 5)
+    finally:
+        ticking.cancel()
+        other.close()
+    assert await lite.get_client(registered.client_id) == registered
+
+
+async def test_normal_checkpoints_the_wal_on_the_committer_thread(tmp_path: Path) -> None:
+    """NORMAL: the loop's connection never checkpoints (a checkpoint fsyncs); the committer runs a
+    PASSIVE checkpoint every ``_CHECKPOINT_EVERY`` group commits, so the WAL does not grow forever."""
+    model = SQLAlchemyOAuthServerModel(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}", sqlite_synchronous="NORMAL")
+    await model.create_all()
+    try:
+        seen: list[tuple[str, str]] = []
+        trace_threads(model, seen)
+        for _ in range(sqlite_path._CHECKPOINT_EVERY + 1):
+            await model.save_client(client())
+        await model.close()  # after the checkpoint queued
+        checkpoints = [name for name, sql in seen if sql.startswith("PRAGMA WAL_CHECKPOINT")]
+        assert checkpoints == ["oauth-sqlite-committer"]
+        assert ("MainThread", "PRAGMA WAL_AUTOCHECKPOINT=0") in seen
+    finally:
+        await model.close()
+
+
+def test_a_model_outlives_its_first_event_loop(tmp_path: Path) -> None:
+    """The group commit runs on the loop that wrote first; when that loop is gone (a test's loop, a
+    restarted server loop), the next loop takes over and writes still land."""
+    model = SQLAlchemyOAuthServerModel(f"sqlite+aiosqlite:///{tmp_path / 'l.db'}")
+    first, second = client(), client()
+    asyncio.run(model.create_all())
+    asyncio.run(model.save_client(first))
+
+    async def later() -> None:
+        await model.save_client(second)
+        assert await model.get_client(first.client_id) == first
+        assert await model.get_client(second.client_id) == second
+        await model.close()
+
+    asyncio.run(later())

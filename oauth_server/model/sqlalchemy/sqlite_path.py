@@ -1,4 +1,4 @@
-"""The model's statements on SQLite: reads on the caller's thread, writes committed in groups by one writer.
+"""The model's statements on SQLite: reads on the caller's thread, writes committed in groups.
 
 Why: through SQLAlchemy's async layer and aiosqlite every statement hopped to a worker thread and
 back, the pool's connections were as many writers queuing on SQLite's busy handler (which sleeps
@@ -11,18 +11,24 @@ two async layers (figures in ``bench/README.md``).
   cache takes microseconds: less than handing it to a thread. A read that finds the database
   busy anyway (only while another process recovers a crashed WAL) is handed to the writer
   thread, which waits for it with the busy timeout, so the event loop is never blocked on a lock.
-* **Writes** go to one writer thread that owns the process's only writing connection. It takes
-  every write queued so far and runs them in ONE transaction (group commit): ``BEGIN
-  IMMEDIATE``, each write in its own savepoint (a write that fails or is refused rolls back
-  alone), ``COMMIT``. A caller hears its result only after that ``COMMIT`` returned, so every
-  write answered is committed with the durability of ``PRAGMA synchronous`` (see
-  ``SYNCHRONOUS``); a group costs one lock acquisition and one fsync, however many writes it holds.
+* **Writes** are committed in groups (group commit): every write queued while the event loop ran
+  its current callbacks goes into ONE transaction, ``BEGIN IMMEDIATE``, each write in its own
+  savepoint (a write that fails or is refused rolls back alone), ``COMMIT``. The statements run
+  on the event loop's thread, on the process's one writing connection, with a busy timeout of
+  zero: they take microseconds, and a thread hand-off per write cost more than the write (the
+  hand-offs, GIL switches and wake-ups were a fifth of a refresh's CPU, ``bench/README.md``).
+  Only what can wait runs on the writer thread: the ``COMMIT`` under ``synchronous=FULL`` (its
+  fsync), the WAL checkpoints under ``NORMAL``, and a whole group when another process holds
+  the write lock (the thread waits for it with the busy timeout; the loop never does). While a
+  FULL commit is in flight the next group gathers, so a slow disk makes groups bigger, not the
+  loop slower. A caller hears its result only after its group's ``COMMIT`` returned, so every
+  write answered is committed with the durability of ``PRAGMA synchronous`` (``SYNCHRONOUS``).
 
 Single use and "revocation wins" are unchanged: writes are still serialized by SQLite's one
-write lock (``BEGIN IMMEDIATE`` takes it first, waiting up to the busy timeout for another
-process's writer), each write's statements run one after another inside it, and the
-conditional ``UPDATE``/``DELETE ... RETURNING`` still decides who got a row. The statements are
-the model's SQLAlchemy Core, compiled once by SQLAlchemy's SQLite dialect (``asyncpg_path.Compiled``).
+write lock (``BEGIN IMMEDIATE`` takes it first), each write's statements run one after another
+inside it, and the conditional ``UPDATE``/``DELETE ... RETURNING`` still decides who got a row.
+The statements are the model's SQLAlchemy Core, compiled once by SQLAlchemy's SQLite dialect
+(``asyncpg_path.Compiled``).
 """
 
 from __future__ import annotations
@@ -59,7 +65,7 @@ Outcome = tuple[int, list[tuple[Any, ...]]]
 
 @dataclass(slots=True)
 class _Job:
-    """Work for the writer thread: a write (steps in one savepoint), or a read that found SQLite busy."""
+    """A write (steps in one savepoint), or a read that found SQLite busy (for the writer thread)."""
 
     steps: list[tuple[str, list[Any]]]
     guarded: bool  # the first statement must touch a row, else the write is rolled back (None)
@@ -72,8 +78,56 @@ class _Job:
 Answer = tuple[_Job, list[Outcome] | None, BaseException | None]
 
 
+@dataclass(slots=True)
+class _Commit:
+    """For the committer thread: COMMIT a group the loop ran on ``connection``, then settle it there."""
+
+    connection: sqlite3.Connection
+    answers: list[Answer]
+    loop: asyncio.AbstractEventLoop
+
+
+#: For the committer thread: checkpoint the WAL (NORMAL: the loop's connection never does it itself).
+_CHECKPOINT = "checkpoint"
+#: NORMAL: the writer thread checkpoints the WAL after this many group commits (SQLite's own
+#: default is every 1000 pages; a group writes a few pages).
+_CHECKPOINT_EVERY = 200
+
+
+class _Worker:
+    """A daemon thread serving a queue with ``serve(queue)``, started at the first ``put``."""
+
+    def __init__(self, name: str, serve: Any) -> None:
+        self.name = name
+        self.serve = serve
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, work: object) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self.serve, args=(self.queue,), name=self.name, daemon=True)
+                    self._thread.start()
+        self.queue.put(work)
+
+    async def stop(self) -> None:
+        """After the work queued so far."""
+        thread, self._thread = self._thread, None
+        if thread is not None and thread.is_alive():
+            self.queue.put(None)
+            await asyncio.to_thread(thread.join)
+
+
 class SqlitePath(CompiledCache):
-    """The SQLite file at ``path``: per-thread readers, one writer thread, compiled statements."""
+    """The SQLite file at ``path``: per-thread readers, one writing connection for the event loop's
+    group commits, two threads for what may wait, compiled statements.
+
+    Two threads, so that a commit never queues behind a wait for the lock: the committer runs
+    only what takes no lock (the FULL ``COMMIT`` of a transaction that holds it already, PASSIVE
+    checkpoints); the writer runs the groups that must wait for another process's writer. One
+    thread doing both would wait for a lock held by a transaction whose commit it had queued."""
 
     def __init__(self, path: str, dialect: Dialect, busy_timeout: float, synchronous: str) -> None:
         if synchronous not in SYNCHRONOUS:
@@ -85,8 +139,15 @@ class SqlitePath(CompiledCache):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
+        self._writer = _Worker("oauth-sqlite-writer", self._write_loop)
+        self._committer = _Worker("oauth-sqlite-committer", self._commit_loop)
+        # The loop's group commit: the loop it runs on, its connection, the writes gathering.
+        self._home: asyncio.AbstractEventLoop | None = None
+        self._home_connection: sqlite3.Connection | None = None
+        self._gathering: list[_Job] = []
+        self._flush_scheduled = False
+        self._committing = False  # a FULL commit is on the writer thread: the next group waits
+        self._commits = 0
 
     def _connect(self, busy_timeout: float) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
@@ -141,44 +202,127 @@ class SqlitePath(CompiledCache):
 
     async def _submit(self, steps: list[tuple[str, list[Any]]], *, guarded: bool, write: bool) -> list[Outcome] | None:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Outcome] | None] = loop.create_future()
-        self._ensure_writer()
-        self._jobs.put(_Job(steps, guarded, write, future, loop))
-        return await future
+        job = _Job(steps, guarded, write, loop.create_future(), loop)
+        if write and self._adopt(loop):
+            self._gathering.append(job)
+            self._schedule_flush()
+        else:
+            self._writer.put(job)
+        return await job.future
 
-    def _ensure_writer(self) -> None:
-        if self._writer is None or not self._writer.is_alive():
-            with self._lock:
-                if self._writer is None or not self._writer.is_alive():
-                    self._writer = threading.Thread(target=self._write_loop, name="oauth-sqlite-writer", daemon=True)
-                    self._writer.start()
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether ``loop`` runs the group commits: the first loop to write does, until it closes
+        (a model used from another loop meanwhile writes through the writer thread)."""
+        if self._home is loop:
+            return True
+        if self._home is not None and not self._home.is_closed() and (self._gathering or self._committing):
+            return False
+        if self._committing:  # its loop closed mid-commit: the thread may still use that connection
+            self._home_connection = None
+        self._home, self._gathering, self._flush_scheduled, self._committing = loop, [], False, False
+        return True
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled and not self._committing and self._home is not None:
+            self._flush_scheduled = True
+            self._home.call_soon(self._flush)
 
     async def close(self) -> None:
-        """Stop the writer (after the writes queued before this call) and close every connection."""
-        writer, self._writer = self._writer, None
-        if writer is not None and writer.is_alive():
-            self._jobs.put(None)
-            await asyncio.to_thread(writer.join)
+        """Finish the writes queued before this call, stop the writer, close every connection."""
+        for _ in range(int(self.busy_timeout * 100) + 100):  # the loop's groups: settled within the busy timeout
+            if not (self._gathering or self._committing) or self._home is None or self._home.is_closed():
+                break
+            await asyncio.sleep(0.01)
+        await self._writer.stop()
+        await self._committer.stop()
+        home, self._home_connection, self._home = self._home_connection, None, None
+        if home is not None:
+            home.close()
         with self._lock:
             readers, self._readers = self._readers, []
             self._local = threading.local()
         for connection in readers:
             connection.close()
 
-    # -- the writer thread ---------------------------------------------------------------------
-    def _write_loop(self) -> None:
+    # -- the loop's group commit -----------------------------------------------------------------
+    def _flush(self) -> None:
+        """Run every write gathered so far as one transaction on the loop's connection."""
+        self._flush_scheduled = False
+        if self._committing or not self._gathering:
+            return
+        group, self._gathering = self._gathering, []
+        try:
+            connection = self._home_connection
+            if connection is None:
+                connection = self._home_connection = self._connect(0)
+                if self.synchronous == "NORMAL":  # its checkpoints' fsyncs: on the writer thread
+                    connection.execute("PRAGMA wal_autocheckpoint=0")
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode in _BUSY_CODES:  # another process writes: the thread waits for it
+                for job in group:
+                    self._writer.put(job)
+                return
+            _settle([(job, None, exc) for job in group])
+            return
+        except sqlite3.Error as exc:
+            _settle([(job, None, exc) for job in group])
+            return
+        try:
+            answers, failed = _apply(connection, group)
+        except Exception as exc:  # not SQLite's: nothing of the group may stay half-done
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+            _settle([(job, None, exc) for job in group])
+            self._schedule_flush()
+            return
+        if failed:
+            _settle(answers)
+            self._schedule_flush()
+        elif self.synchronous == "FULL":
+            self._committing = True
+            self._committer.put(_Commit(connection, answers, asyncio.get_running_loop()))
+        else:
+            _settle(_commit(connection, answers))
+            self._commits += 1
+            if self._commits % _CHECKPOINT_EVERY == 0:
+                self._committer.put(_CHECKPOINT)
+            self._schedule_flush()
+
+    def _committed(self, answers: list[Answer]) -> None:
+        """Back on the loop after a FULL commit: answer its writes, start the next group."""
+        self._committing = False
+        _settle(answers)
+        self._schedule_flush()
+
+    # -- the threads ------------------------------------------------------------------------------
+    def _commit_loop(self, jobs: queue.SimpleQueue[_Commit | str | None]) -> None:
+        connection: sqlite3.Connection | None = None  # for checkpoints only
+        try:
+            while (work := jobs.get()) is not None:
+                if isinstance(work, _Commit):
+                    answers = _commit(work.connection, work.answers)
+                    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+                        work.loop.call_soon_threadsafe(self._committed, answers)
+                    continue
+                with contextlib.suppress(sqlite3.Error):  # a checkpoint: the next one retries
+                    if connection is None:
+                        connection = self._connect(0)
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            if connection is not None:
+                connection.close()
+
+    def _write_loop(self, jobs: queue.SimpleQueue[_Job | None]) -> None:
         connection: sqlite3.Connection | None = None
         try:
-            while True:
-                job = self._jobs.get()
-                if job is None:
-                    return
+            while (job := jobs.get()) is not None:
                 group = [job]
                 with contextlib.suppress(queue.Empty):
                     while len(group) < _MAX_GROUP:
-                        more = self._jobs.get_nowait()
+                        more = jobs.get_nowait()
                         if more is None:
-                            self._jobs.put(None)  # stop after this group
+                            jobs.put(None)  # stop after this group
                             break
                         group.append(more)
                 try:
@@ -210,39 +354,51 @@ class SqlitePath(CompiledCache):
             connection.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             return settled + [(job, None, exc) for job in writes]
-        done: list[Answer] = []
-        for job in writes:
-            own = len(job.steps) > 1 or job.guarded  # one statement is atomic by itself
-            try:
-                if own:
-                    connection.execute("SAVEPOINT job")
-                outcomes: list[Outcome] = []
-                refused = False
-                for sql, args in job.steps:
-                    count, rows = _run(connection, sql, args)
-                    if not outcomes and job.guarded and count < 1 and not rows:
-                        refused = True
-                        break
-                    outcomes.append((count, rows))
-                if own:
-                    if refused:
-                        connection.execute("ROLLBACK TO job")
-                    connection.execute("RELEASE job")
-                done.append((job, None if refused else outcomes, None))
-            except sqlite3.Error as exc:
-                if not connection.in_transaction:  # SQLite rolled the whole group back (I/O error, full disk)
-                    return settled + [(j, None, exc) for j in writes]
-                if own:
-                    connection.execute("ROLLBACK TO job")
-                    connection.execute("RELEASE job")
-                done.append((job, None, exc))
+        answers, failed = _apply(connection, writes)
+        return settled + (answers if failed else _commit(connection, answers))
+
+
+def _apply(connection: sqlite3.Connection, writes: list[_Job]) -> tuple[list[Answer], bool]:
+    """Each write in its own savepoint, inside the open transaction: the answers, and whether
+    SQLite rolled the whole transaction back (I/O error, full disk: every write failed)."""
+    done: list[Answer] = []
+    for job in writes:
+        own = len(job.steps) > 1 or job.guarded  # one statement is atomic by itself
         try:
-            connection.execute("COMMIT")
+            if own:
+                connection.execute("SAVEPOINT job")
+            outcomes: list[Outcome] = []
+            refused = False
+            for sql, args in job.steps:
+                count, rows = _run(connection, sql, args)
+                if not outcomes and job.guarded and count < 1 and not rows:
+                    refused = True
+                    break
+                outcomes.append((count, rows))
+            if own:
+                if refused:
+                    connection.execute("ROLLBACK TO job")
+                connection.execute("RELEASE job")
+            done.append((job, None if refused else outcomes, None))
         except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                connection.execute("ROLLBACK")
-            return settled + [(job, None, exc) for job in writes]
-        return settled + done
+            if not connection.in_transaction:
+                return [(j, None, exc) for j in writes], True
+            if own:
+                connection.execute("ROLLBACK TO job")
+                connection.execute("RELEASE job")
+            done.append((job, None, exc))
+    return done, False
+
+
+def _commit(connection: sqlite3.Connection, answers: list[Answer]) -> list[Answer]:
+    """COMMIT the open transaction: ``answers``, or every write failed if the commit did."""
+    try:
+        connection.execute("COMMIT")
+    except sqlite3.Error as exc:
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
+        return [(job, None, exc) for job, _, _ in answers]
+    return answers
 
 
 def _run(connection: sqlite3.Connection, sql: str, args: list[Any]) -> Outcome:
