@@ -30,6 +30,7 @@ from example.resource_server import create_resource_server_app
 from example.sessions import SessionCookies
 from example.settings import ExampleSettings, SettingsError
 from example.sign_in import LOGIN_LIMITS, SessionMiddleware, SignIn
+from example.tuning import tune_garbage_collector
 from example.users import ALL_SCOPES, UserStore
 from oauth_server import OAuthServer, OAuthServerSettings, RateLimits, TrustedIdentityProvider, mcp_auth_router
 from oauth_server.audit import EventHook, SQLAuditSink, log_event
@@ -237,6 +238,8 @@ def main() -> None:
         # (model, pool, caches) from the same environment, and they share the database and Redis.
         uvicorn.run("example.server:app_from_env", factory=True, workers=settings.workers, **options)
         return
+    if settings.gc_tuning:
+        tune_garbage_collector()  # the server process only: an app built in tests leaves their GC alone
     uvicorn.run(app, **options)
 
 
@@ -244,7 +247,10 @@ def app_from_env() -> FastAPI:
     """One worker's app, from the environment (``WORKERS`` > 1: uvicorn calls this in each worker)."""
     settings = ExampleSettings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return create_app(settings)
+    app = create_app(settings)
+    if settings.gc_tuning:
+        tune_garbage_collector()  # this worker process, its app built
+    return app
 
 
 if __name__ == "__main__":

@@ -129,6 +129,8 @@ class ExampleSettings:
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     #: uvicorn worker processes. More than one needs shared rate-limit counters (Redis).
     workers: int = 1
+    #: Freeze start-up's objects and collect garbage less often (``example.tuning``).
+    gc_tuning: bool = True
     #: Where rate-limit counters live: ``memory://`` (this process) or ``redis://host:port/db``.
     rate_limit_storage: str = "memory://"
 
@@ -233,8 +235,8 @@ class ExampleSettings:
         ``AUTH_JWKS_REFETCH_INTERVAL``, ``CIMD``, ``CIMD_ALLOW_LOOPBACK``, ``CIMD_CA_BUNDLE``,
         ``DCR_CLIENT_CREDENTIALS``, ``IDJAG_ISSUER``, ``IDJAG_JWKS_URI``, ``IDJAG_ALLOW_LOOPBACK``,
         ``DEVICE_FLOW``, ``AUDIT_SQL``, ``AUDIT_RETENTION``, ``SESSION_LIFETIME``,
-        ``SESSION_SECRET``, ``MCP_SESSIONS``, ``SQLITE_SYNCHRONOUS``, ``WORKERS`` and
-        ``RATE_LIMIT_STORAGE``; unset or empty means the default."""
+        ``SESSION_SECRET``, ``MCP_SESSIONS``, ``SQLITE_SYNCHRONOUS``, ``WORKERS``,
+        ``GC_TUNING`` and ``RATE_LIMIT_STORAGE``; unset or empty means the default."""
         env = os.environ if env is None else env
         defaults = cls()
 
@@ -292,5 +294,6 @@ class ExampleSettings:
             mcp_sessions=_flag(env, "MCP_SESSIONS", defaults.mcp_sessions),
             sqlite_synchronous=get("SQLITE_SYNCHRONOUS", defaults.sqlite_synchronous).upper(),  # type: ignore[arg-type]
             workers=integer("WORKERS", defaults.workers),
+            gc_tuning=_flag(env, "GC_TUNING", defaults.gc_tuning),
             rate_limit_storage=get("RATE_LIMIT_STORAGE", defaults.rate_limit_storage),
         )

@@ -6,13 +6,17 @@ from typing import Any
 
 
 def serve(app: Any, port: int) -> None:
-    """uvicorn as every Python app under test runs: one process, access log off, warnings only.
+    """uvicorn as every Python app under test runs: one process, access log off, warnings only,
+    the garbage collector tuned as the example tunes it (``example.tuning``).
 
     Loop and HTTP parser are uvicorn's ``auto`` choice: uvloop and httptools when installed
     (``uvicorn[standard]``), else asyncio and h11; ``bench.run`` records which in the report.
     """
     import uvicorn
 
+    from example.tuning import tune_garbage_collector
+
+    tune_garbage_collector()  # as the example runs (GC_TUNING=on), for every Python app under test
     uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning",
                 loop="auto", http="auto", lifespan="on")
 

@@ -31,6 +31,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from bench.apps import serve, serve_workers
+from example.tuning import tune_garbage_collector
 from oauth_server import (
     BearerAuthMiddleware,
     MemoryOAuthServerModel,
@@ -147,7 +148,9 @@ def app_from(args: argparse.Namespace, create_tables: bool = True) -> FastAPI:
 def worker_app() -> FastAPI:
     """One uvicorn worker's app (``--workers`` > 1), from the arguments ``main`` left in the
     environment; ``main`` created the tables (workers doing it at once would collide)."""
-    return app_from(parse(json.loads(os.environ[_ARGV])), create_tables=False)
+    app = app_from(parse(json.loads(os.environ[_ARGV])), create_tables=False)
+    tune_garbage_collector()  # as serve() does for one process
+    return app
 
 
 async def _create_tables(args: argparse.Namespace) -> None:
