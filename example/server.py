@@ -175,7 +175,8 @@ def create_app(settings: ExampleSettings) -> FastAPI:
     ))
     add_account_routes(app, sign_in, Templates(TEMPLATES))
     app.add_middleware(SessionMiddleware, sessions=sessions)
-    app.router.routes.append(mcp_endpoint)
+    # First: the busiest path, and FastAPI tries the routes in order (twice per request).
+    app.router.routes.insert(0, mcp_endpoint)
     app.state.oauth_server = server
     app.state.settings = settings
     return app

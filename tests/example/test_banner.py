@@ -39,6 +39,7 @@ def test_main_prints_the_banner_without_the_chosen_password(
     served: list[object] = []
     monkeypatch.setenv("DEMO_PASSWORD", CHOSEN)
     monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("GC_TUNING", "off")  # main() runs in this test process
     monkeypatch.setattr(example.server, "create_app", lambda settings: "the app")
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
     example.server.main()

@@ -120,6 +120,7 @@ def test_main_warns_about_authorization_server_settings_a_resource_server_ignore
     monkeypatch.setenv("RESOURCE_URLS", "https://other.example.com/mcp")
     monkeypatch.setenv("KEY_ENCRYPTION_SECRET", SECRET)
     monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("GC_TUNING", "off")  # main() runs in this test process
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: None)
     example.server.main()
     assert "ignoring KEY_ENCRYPTION_SECRET, RESOURCE_URLS" in caplog.text
