@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -113,19 +113,32 @@ class RouterContext:
 def parse_params(raw: bytes) -> dict[str, list[str]]:
     """A query string or an ``application/x-www-form-urlencoded`` body: every value of every name.
 
-    ``urllib.parse.parse_qsl`` rather than Starlette's form parser (python-multipart): the same
-    result for this one format, cheaper, and strict where OAuth wants it: invalid UTF-8 or more
-    than ``MAX_FIELDS`` parameters is ``invalid_request``, not a silent repair.
+    Exactly ``urllib.parse.parse_qsl(..., keep_blank_values=True, errors="strict")`` (a test
+    compares the two on generated input), but a name or value is unquoted only when it holds a
+    ``%`` or ``+``: most of a token request's are plain, and ``parse_qsl``'s per-pair work was
+    a tenth of the token endpoint's CPU. Not Starlette's form parser (python-multipart): the same
+    result for this one format, slower. Strict where OAuth wants it: invalid UTF-8 or more than
+    ``MAX_FIELDS`` parameters is ``invalid_request``, not a silent repair.
     """
     try:
-        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest("parameters must be UTF-8") from None
-    except ValueError:
-        raise InvalidRequest(f"more than {MAX_FIELDS} parameters") from None
+    if text.count("&") >= MAX_FIELDS:  # parse_qsl's max_num_fields counts the separators
+        raise InvalidRequest(f"more than {MAX_FIELDS} parameters")
     out: dict[str, list[str]] = {}
-    for key, value in pairs:
-        out.setdefault(key, []).append(value)
+    for pair in text.split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        try:
+            if "%" in name or "+" in name:
+                name = unquote(name.replace("+", " "), errors="strict")
+            if "%" in value or "+" in value:
+                value = unquote(value.replace("+", " "), errors="strict")
+        except UnicodeDecodeError:
+            raise InvalidRequest("parameters must be UTF-8") from None
+        out.setdefault(name, []).append(value)
     return out
 
 
