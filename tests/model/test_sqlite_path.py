@@ -205,3 +205,17 @@ def test_a_model_outlives_its_first_event_loop(tmp_path: Path) -> None:
         await model.close()
 
     asyncio.run(later())
+
+
+async def test_writes_from_another_threads_loop_go_through_the_writer_thread(lite: SQLAlchemyOAuthServerModel) -> None:
+    """While this loop runs the group commits, a loop in another thread must not touch them (their
+    state belongs to one loop): its writes take the writer thread's queue, and all of them land."""
+    here, there = [client() for _ in range(10)], [client() for _ in range(10)]
+
+    async def other_thread() -> None:
+        await asyncio.gather(*(lite.save_client(registered) for registered in there))
+
+    await asyncio.gather(asyncio.to_thread(asyncio.run, other_thread()),
+                         *(lite.save_client(registered) for registered in here))
+    for registered in here + there:
+        assert await lite.get_client(registered.client_id) == registered

@@ -211,11 +211,12 @@ class SqlitePath(CompiledCache):
         return await job.future
 
     def _adopt(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """Whether ``loop`` runs the group commits: the first loop to write does, until it closes
-        (a model used from another loop meanwhile writes through the writer thread)."""
+        """Whether ``loop`` runs the group commits: the first loop to write does, until it closes.
+        A model used from another loop meanwhile (another thread's) writes through the writer
+        thread, whose queue is safe from any thread; the group's state is touched by one loop only."""
         if self._home is loop:
             return True
-        if self._home is not None and not self._home.is_closed() and (self._gathering or self._committing):
+        if self._home is not None and not self._home.is_closed():
             return False
         if self._committing:  # its loop closed mid-commit: the thread may still use that connection
             self._home_connection = None
