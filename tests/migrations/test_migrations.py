@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 from argparse import Namespace
@@ -220,3 +221,34 @@ async def test_clients_revision_keeps_registered_clients_and_drops_document_clie
         await engine.dispose()
     assert [row[0] for row in rows] == [registered.client_id]
     assert names == OLD_CLIENT_COLUMNS
+
+
+async def test_client_counter_revision_counts_every_client_write_on_sqlite(tmp_path: Path) -> None:
+    """Revision 0008: on SQLite, triggers bump ``oauth_change_counters['clients']`` on every INSERT,
+    UPDATE and DELETE of a client row, whoever writes it (here: plain SQL, as an operator would),
+    so every process's client cache sees the change; 0007 has neither the triggers nor the table."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'counted.db'}"
+    await asyncio.to_thread(alembic, url, "upgrade", "head")
+    database = tmp_path / "counted.db"
+
+    def count() -> Any:
+        with sqlite3.connect(database) as conn:
+            row = conn.execute("SELECT value FROM oauth_change_counters WHERE name = 'clients'").fetchone()
+        return None if row is None else row[0]
+
+    assert count() is None
+    with sqlite3.connect(database) as conn:
+        conn.execute("INSERT INTO oauth_clients (client_id, redirect_uris, token_endpoint_auth_method, grant_types, "
+                     "response_types, client_id_issued_at, contacts) VALUES ('c', '[]', 'none', '[]', '[]', 1, '[]')")
+    assert count() == 1
+    with sqlite3.connect(database) as conn:
+        conn.execute("UPDATE oauth_clients SET client_name = 'x' WHERE client_id = 'c'")
+    assert count() == 2
+    with sqlite3.connect(database) as conn:
+        conn.execute("DELETE FROM oauth_clients WHERE client_id = 'c'")
+    assert count() == 3
+    await asyncio.to_thread(alembic, url, "downgrade", "0007")
+    with sqlite3.connect(database) as conn:
+        triggers = conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert triggers == [] and "oauth_change_counters" not in tables

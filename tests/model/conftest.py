@@ -147,3 +147,11 @@ async def postgres_model(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
     assert isinstance(opened, SQLAlchemyOAuthServerModel)
     yield opened
     await opened.close()
+
+
+@pytest.fixture
+async def sqlite_model(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SQLAlchemyOAuthServerModel]:
+    opened = await open_model("sqlite", request, tmp_path)
+    assert isinstance(opened, SQLAlchemyOAuthServerModel)
+    yield opened
+    await opened.close()

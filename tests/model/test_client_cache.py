@@ -3,13 +3,15 @@
 Clients change and go (RFC 7592 §2.2 update, §2.3 delete; re-fetched metadata documents). The
 process that writes sees the change at once; on Postgres every other process does within
 milliseconds (``client:<id>`` notices), and a process not hearing notices does not cache. On
-SQLite nothing is cached unless asked; asked, a row changed elsewhere is stale for at most the TTL.
+SQLite every lookup first reads the client change count that triggers keep (migration 0008), so
+no process, ever, uses a record another process, the CLI or hand-written SQL changed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -59,14 +61,17 @@ async def test_client_cache_never_keeps_a_miss(sql_model: SQLAlchemyOAuthServerM
     assert await short_ttl.get_client(registered.client_id) == registered
 
 
-async def test_client_cache_serves_a_row_deleted_by_hand_for_at_most_its_ttl(
-        short_ttl: SQLAlchemyOAuthServerModel) -> None:
-    """The one staleness the cache allows on either database: a row changed behind the model's
-    back (no notice), for at most the TTL."""
+async def test_client_cache_and_a_row_deleted_by_hand(short_ttl: SQLAlchemyOAuthServerModel) -> None:
+    """A row deleted behind the model's back (hand-written SQL): on SQLite the trigger counts it and
+    the next lookup misses at once; on Postgres (no notice for it) the record lives out its TTL,
+    the one staleness the cache allows there."""
     kept = client(client_id="deleted-by-hand")
     await short_ttl.save_client(kept)
     await cached(short_ttl, kept.client_id)
     await delete_client_by_hand(short_ttl, kept.client_id)
+    if short_ttl._lite is not None:
+        assert await short_ttl.get_client(kept.client_id) is None
+        return
     assert await short_ttl.get_client(kept.client_id) == kept  # served from memory
     await asyncio.sleep(0.35)
     assert await short_ttl.get_client(kept.client_id) is None
@@ -84,11 +89,10 @@ async def test_client_cache_off_reads_every_time(sql_model: SQLAlchemyOAuthServe
         await uncached.close()
 
 
-async def test_client_cache_is_off_by_default_on_sqlite_only(sql_model: SQLAlchemyOAuthServerModel) -> None:
-    """SQLite hears no notices, so by default it caches nothing: a client deleted by another
-    process stops working here at once. Postgres caches, kept current by notices."""
+async def test_client_cache_defaults(sql_model: SQLAlchemyOAuthServerModel) -> None:
+    """Postgres caches 5 s, kept current by notices; SQLite 60 s, kept exact by the change count."""
     postgres = sql_model.engine.dialect.name == "postgresql"
-    assert sql_model._clients.ttl == (5.0 if postgres else 0.0)
+    assert sql_model._clients.ttl == (5.0 if postgres else 60.0)
     assert (sql_model._feed is not None) == postgres
 
 
@@ -179,3 +183,59 @@ def test_client_cache_is_bounded() -> None:
     for number in range(10):
         recent.put(client(client_id=f"c{number}"), recent.generation)
     assert [recent.get(f"c{number}") is not None for number in range(10)] == [False] * 7 + [True] * 3
+
+
+async def test_sqlite_client_writes_of_any_process_are_seen_at_once(sqlite_model: SQLAlchemyOAuthServerModel,
+                                                                   tmp_path: Any) -> None:
+    """Process A caches a client for 60 s; process B updates it, an operator's SQL renames it, B
+    deletes it: A's very next lookup sees each change (the trigger-kept count moved), never its TTL."""
+    a = same_database(sqlite_model)
+    b = sqlite_model
+    try:
+        first = client(client_id="shared-file")
+        await b.save_client(first)
+        await cached(a, first.client_id)
+        changed = dataclasses.replace(first, redirect_uris=("https://app.example/new",))
+        assert await b.replace_client(changed) is True
+        assert await a.get_client(first.client_id) == changed
+        database = sqlite_model.engine.url.database
+        assert database is not None
+        with sqlite3.connect(database) as operator:
+            operator.execute("UPDATE oauth_clients SET client_name = 'by hand' WHERE client_id = ?", (first.client_id,))
+        assert (await a.get_client(first.client_id)) == dataclasses.replace(changed, client_name="by hand")
+        assert await b.delete_client(first.client_id, NOW) is True
+        assert await a.get_client(first.client_id) is None
+    finally:
+        await a.close()
+
+
+async def test_sqlite_cached_lookup_reads_the_count_only(sqlite_model: SQLAlchemyOAuthServerModel) -> None:
+    """What the cache saves on SQLite: a hit reads one counter row, not the client's."""
+    kept = client(client_id="hit")
+    await sqlite_model.save_client(kept)
+    await cached(sqlite_model, kept.client_id)
+    lite = sqlite_model._lite
+    assert lite is not None
+    seen: list[str] = []
+    lite._reader().set_trace_callback(seen.append)
+    try:
+        assert await sqlite_model.get_client(kept.client_id) == kept
+    finally:
+        lite._reader().set_trace_callback(None)
+    assert len(seen) == 1 and "oauth_change_counters" in seen[0], seen
+
+
+async def test_sqlite_without_the_counter_reads_every_time(sqlite_model: SQLAlchemyOAuthServerModel,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """A database not migrated to 0008 (no counter table): no outage, no cache, one warning."""
+    async with sqlite_model.engine.begin() as conn:  # what a database at revision 0007 lacks
+        for event in ("insert", "update", "delete"):
+            await conn.execute(text(f"DROP TRIGGER oauth_clients_counted_{event}"))
+        await conn.execute(text("DROP TABLE oauth_change_counters"))
+    gone = client(client_id="no-counter")
+    await sqlite_model.save_client(gone)
+    assert await sqlite_model.get_client(gone.client_id) == gone
+    assert "migrate to revision 0008" in caplog.text
+    assert sqlite_model._clients.ttl == 0
+    await delete_client_by_hand(sqlite_model, gone.client_id)
+    assert await sqlite_model.get_client(gone.client_id) is None

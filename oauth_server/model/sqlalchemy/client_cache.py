@@ -9,11 +9,13 @@ deletion, which also ends their grants), so a cached record can be stale. How lo
   in its transaction (``notices``) and every process evicts on it; while a process's feed is
   down its cache is bypassed, as the token cache is. The TTL then bounds only a row changed by
   hand (no notice).
-* Other processes, on SQLite (no notifications): for up to the TTL. A deleted client keeps
-  passing ``get_client`` there, and an updated one keeps its old secret and redirect URIs, for
-  up to ``ttl`` seconds. So the SQL model caches nothing on SQLite unless asked to (its
-  ``client_cache_ttl`` defaults to 0 there): a SQLite read costs microseconds, not a network
-  round trip, and a deleted client must stop working at once.
+* Other processes, on SQLite (no notifications): never. Triggers count every write of
+  ``oauth_clients`` (``tables.change_counters``, by any process, the CLI or hand-written SQL),
+  and each lookup reads that count first, a one-row read, and forgets every cached record when
+  it moved (``at_revision``). Nothing else can come between the two reads: they run one after
+  the other on the event loop's thread, and another process's write between them moves the
+  count again, so the next lookup forgets. A database without the counter (not migrated to
+  0008) gets no cache.
 
 Only found clients are kept, so a client registered by another process is found at once and
 random ``client_id`` guesses cannot fill the cache; at most ``max_entries``, oldest dropped first.
@@ -35,6 +37,8 @@ class RecentClients:
         self.max_entries = max_entries
         self.feed = feed
         self.generation = 0
+        #: SQLite: the client change count the cached records were read at (``at_revision``).
+        self.revision: int | None = None
         self._entries: dict[str, tuple[Client, float]] = {}
         if feed is not None and ttl > 0:
             feed.subscribe(self)
@@ -70,6 +74,12 @@ class RecentClients:
     def evict(self, client_id: str) -> None:
         self.generation += 1
         self._entries.pop(client_id, None)
+
+    def at_revision(self, revision: int | None) -> None:
+        """SQLite: the change count read just now; records read at another count are forgotten."""
+        if revision != self.revision:
+            self.forget_all()
+            self.revision = revision
 
     def forget_all(self) -> None:
         self.generation += 1

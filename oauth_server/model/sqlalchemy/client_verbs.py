@@ -10,7 +10,10 @@ and why that cannot deadlock).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from sqlalchemy.exc import OperationalError
 
 from oauth_server.model.base import check_jti, check_page
 from oauth_server.model.sqlalchemy.client_statements import (
@@ -27,9 +30,11 @@ from oauth_server.model.sqlalchemy.client_statements import (
 from oauth_server.model.sqlalchemy.failures import read, storage
 from oauth_server.model.sqlalchemy.notices import notice
 from oauth_server.model.sqlalchemy.runner import SQLRunner
-from oauth_server.model.sqlalchemy.statements import GET_CLIENT
+from oauth_server.model.sqlalchemy.statements import CLIENT_REVISION, GET_CLIENT
 from oauth_server.model.sqlalchemy.tables import clients, to_row
 from oauth_server.records import Client, Grant
+
+logger = logging.getLogger("oauth_server")
 
 
 class ClientVerbs(SQLRunner):
@@ -37,6 +42,8 @@ class ClientVerbs(SQLRunner):
 
     @read
     async def get_client(self, client_id: str) -> Client | None:
+        if self._lite is not None and self._clients.ttl > 0:
+            await self._check_client_revision()
         cached = self._clients.get(client_id)
         if cached is not None:
             return cached
@@ -47,6 +54,18 @@ class ClientVerbs(SQLRunner):
         client = Client(**row)
         self._clients.put(client, generation)
         return client
+
+    async def _check_client_revision(self) -> None:
+        """SQLite: forget the cached clients if any process wrote one since they were read."""
+        try:
+            row = await self._one(CLIENT_REVISION, {})
+        except OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            logger.warning("oauth_change_counters is missing (migrate to revision 0008): client records are not cached")
+            self._clients.ttl = 0
+            return
+        self._clients.at_revision(None if row is None else int(row["value"]))
 
     @storage
     async def save_client(self, client: Client) -> None:

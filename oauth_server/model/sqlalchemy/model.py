@@ -98,8 +98,9 @@ class SQLAlchemyOAuthServerModel(ClientVerbs, DeviceVerbs, FoldVerbs):
         client_cache_ttl: seconds a found client record is kept in memory, saving a round trip
             per token request (see ``client_cache``). Default: 5 on Postgres, where changes
             reach every process by LISTEN/NOTIFY (and the cache is bypassed while this process
-            is not listening); 0 elsewhere. On SQLite a value above 0 lets a client deleted or
-            changed by another process keep its old record there for up to that long.
+            is not listening); 60 on SQLite, where every lookup first reads a change count that
+            triggers keep (migration 0008), so no process uses a record another one changed;
+            0 elsewhere. 0 turns it off.
         **engine_options: passed to ``create_async_engine`` (``pool_size``, ``echo``, ...).
 
     The schema comes from the alembic migrations (``alembic upgrade head``); ``create_all`` is

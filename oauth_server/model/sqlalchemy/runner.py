@@ -48,8 +48,10 @@ _TRANSACTION_ISOLATION = {"postgresql": "READ COMMITTED", "sqlite": "SERIALIZABL
 #: Postgres: ``revoke_grant`` and ``delete_client`` need each statement's own snapshot.
 _POSTGRES_ISOLATION = "READ COMMITTED"
 #: Seconds a client record is cached on Postgres, where change notices keep every process's
-#: cache current; elsewhere nothing is cached unless asked (see ``client_cache``).
+#: cache current; on SQLite, where a change counter does (see ``client_cache``), the TTL only
+#: bounds how long an unused record stays in memory; elsewhere nothing is cached unless asked.
 _POSTGRES_CLIENT_CACHE_TTL = 5.0
+_SQLITE_CLIENT_CACHE_TTL = 60.0
 
 
 def _pool_defaults(backend: str) -> dict[str, Any]:
@@ -105,7 +107,8 @@ class SQLRunner(OAuthServerModel):
             _sqlite_pragmas(engine, int(sqlite_busy_timeout * 1000), sqlite_synchronous)
         self.engine = engine
         if client_cache_ttl is None:
-            client_cache_ttl = _POSTGRES_CLIENT_CACHE_TTL if self._postgres else 0.0
+            client_cache_ttl = (_POSTGRES_CLIENT_CACHE_TTL if self._postgres
+                                else _SQLITE_CLIENT_CACHE_TTL if self._lite is not None else 0.0)
         # Postgres: one LISTEN connection keeps both caches honest (notices.py); none if both are off.
         self._feed: NoticeFeed | None = None
         if self._postgres and (access_token_cache_ttl > 0 or client_cache_ttl > 0):

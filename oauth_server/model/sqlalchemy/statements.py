@@ -66,6 +66,7 @@ from oauth_server.model.sqlalchemy.tables import (
     access_tokens,
     assertion_jtis,
     authorization_codes,
+    change_counters,
     clients,
     device_authorizations,
     grants,
@@ -87,6 +88,8 @@ def _insert_from(table: Table, prefix: str, source: Any) -> Any:
 
 # -- lookups and single-use steps ------------------------------------------------------------
 GET_CLIENT = select(clients).where(clients.c.client_id == bindparam("key"))
+#: SQLite: how many writes of ``oauth_clients`` there have been (``tables.change_counters``).
+CLIENT_REVISION = select(change_counters.c.value).where(change_counters.c.name == "clients")
 GET_PENDING = select(pending_authorizations).where(_pending.request_digest == bindparam("key"))
 GET_CODE = select(authorization_codes).where(_codes.code_digest == bindparam("key"))
 GET_ACCESS_TOKEN = select(access_tokens).where(_access.token_digest == bindparam("key"))

@@ -41,7 +41,8 @@ import dataclasses
 import json
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Dialect, Integer, MetaData, String, Table, Text
+from sqlalchemy import DDL, BigInteger, Boolean, Column, Dialect, Integer, MetaData, String, Table, Text
+from sqlalchemy import event as sa_event
 from sqlalchemy.types import TypeDecorator
 
 #: Deterministic constraint and index names, so migrations can name what they drop.
@@ -253,6 +254,29 @@ audit_events = Table(
     # The kind's own fields (oauth_server.audit.events), a JSON object; never a credential.
     Column("details", Text, nullable=False),
 )
+
+# SQLite has no notifications, so other processes' client writes are counted instead: a trigger
+# on every INSERT, UPDATE and DELETE of ``oauth_clients`` (ours, another process's, the CLI's,
+# an operator's SQL) bumps the row ``clients`` here, in the same transaction. A process may use
+# its cached client records while the count is what it was when they were read
+# (``client_cache``). Postgres announces each write instead (``notices``); the table is unused there.
+change_counters = Table(
+    "oauth_change_counters",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+#: ``CREATE TRIGGER`` statements of the SQLite client counter (also run by migration 0008).
+_COUNT_CLIENTS = ("BEGIN INSERT INTO oauth_change_counters (name, value) VALUES ('clients', 1) "
+                  "ON CONFLICT (name) DO UPDATE SET value = value + 1; END")
+SQLITE_CLIENT_TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS oauth_clients_counted_insert AFTER INSERT ON oauth_clients " + _COUNT_CLIENTS,
+    "CREATE TRIGGER IF NOT EXISTS oauth_clients_counted_update AFTER UPDATE ON oauth_clients " + _COUNT_CLIENTS,
+    "CREATE TRIGGER IF NOT EXISTS oauth_clients_counted_delete AFTER DELETE ON oauth_clients " + _COUNT_CLIENTS,
+)
+for _trigger in SQLITE_CLIENT_TRIGGERS:
+    sa_event.listen(metadata, "after_create", DDL(_trigger).execute_if(dialect="sqlite"))  # type: ignore[no-untyped-call]
 
 #: The tables holding grant-bound credentials, which ``revoke_grant`` clears.
 GRANT_TABLES = (refresh_tokens, access_tokens, authorization_codes)
