@@ -4,15 +4,14 @@ database, ``AUDIT_RETENTION`` bounds how long."""
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import httpx
 import pytest
 
-from example.server import log_audit_lines, server_settings
+from example.server import AuditLines, server_settings
 from example.settings import ExampleSettings, SettingsError
-from oauth_server.audit import ClientDeleted, RateLimitHit, SQLAuditSink, log_event
+from oauth_server.audit import AuditEvent, ClientDeleted, RateLimitHit, SQLAuditSink
 from tests.example.conftest import StartExample
 
 CLIENT = {"redirect_uris": ["http://127.0.0.1:33418/callback"], "token_endpoint_auth_method": "none",
@@ -43,27 +42,22 @@ async def test_audit_sql_on_stores_events_in_the_example_database(start_example:
         ("client_registered", registered.json()["client_id"], "Audited")]
 
 
-async def test_audit_default_is_a_json_line(start_example: StartExample, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="oauth_server.audit")
+async def test_audit_default_is_a_json_line(start_example: StartExample, capsys: pytest.CaptureFixture[str]) -> None:
     async with start_example() as base, httpx.AsyncClient(base_url=base) as http:
         registered = await http.post("/register", json=CLIENT)
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "oauth_server.audit"]
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     assert [(line["event"], line["client_id"]) for line in lines] == [
         ("client_registered", registered.json()["client_id"])]
 
 
 def test_audit_lines_are_bare_json_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    """``main`` without AUDIT_SQL: each event is one line that parses alone (no time/level prefix)."""
-    audit = logging.getLogger("oauth_server.audit")
-    before = (list(audit.handlers), audit.level, audit.propagate)
-    try:
-        log_audit_lines()
-        log_event(ClientDeleted(time=1, client_id="c"))
-        log_event(RateLimitHit(time=2, limit="token", key="127.0.0.1", retry_after=3))
-    finally:
-        for handler in audit.handlers[len(before[0]):]:
-            audit.removeHandler(handler)
-        audit.setLevel(before[1])
-        audit.propagate = before[2]
-    lines = capsys.readouterr().err.splitlines()
-    assert [json.loads(line)["event"] for line in lines] == ["client_deleted", "rate_limit_hit"]
+    """Without AUDIT_SQL: each event is one line that parses alone (no time/level prefix), the
+    same line the library's ``log_event`` would log."""
+    lines = AuditLines()
+    events: list[AuditEvent] = [ClientDeleted(time=1, client_id="c"),
+                                RateLimitHit(time=2, limit="token", key="127.0.0.1", retry_after=3)]
+    for event in events:
+        lines(event)
+    written = capsys.readouterr().err.splitlines()
+    assert [json.loads(line)["event"] for line in written] == ["client_deleted", "rate_limit_hit"]
+    assert written == [json.dumps(event.as_dict(), separators=(",", ":"), ensure_ascii=False) for event in events]
