@@ -164,9 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         servers = select_servers(args.servers)
         if args.baseline:
             rev, root = stack.enter_context(worktree(args.baseline))
-            # Only the servers that existed then: ours-memory, ours-sqlite, ours-postgres.
+            # Only servers whose command a past tree can run: ours-memory, ours-sqlite,
+            # ours-postgres (bench.apps.ours) and the example on SQLite (example.server).
             servers += [check(baseline(s, rev, root)) for s in list(servers)
-                        if s.name in ("ours-memory", "ours-sqlite", "ours-postgres")]
+                        if s.name in ("ours-memory", "ours-sqlite", "ours-postgres", "example-sqlite")]
         return run(args, servers)
 
 

@@ -155,7 +155,7 @@ ALL = [
 def baseline(server: Server, rev: str, root: Path) -> Server:
     """``server`` as it was at commit ``rev``, run from the git worktree ``root`` (same venv)."""
     return Server(f"{server.name}@{rev}", "baseline", server.adapter, f"{server.description}, at {rev}",
-                  extra={**server.extra, "root": str(root)})
+                  extra={**server.extra, "root": str(root)}, extra_env=dict(server.extra_env))
 
 
 @contextlib.contextmanager
