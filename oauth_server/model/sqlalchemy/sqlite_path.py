@@ -255,9 +255,10 @@ class SqlitePath(CompiledCache):
         try:
             connection = self._home_connection
             if connection is None:
-                connection = self._home_connection = self._connect(0)
-                if self.synchronous == "NORMAL":  # its checkpoints' fsyncs: on the writer thread
+                connection = self._connect(0)
+                if self.synchronous == "NORMAL":  # checkpoints fsync: the committer thread runs them
                     connection.execute("PRAGMA wal_autocheckpoint=0")
+                self._home_connection = connection
             connection.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode in _BUSY_CODES:  # another process writes: the thread waits for it
