@@ -16,6 +16,7 @@ from oauth_server.model.sqlalchemy.statements import REVOKE_GRANT, ROTATE_AND_IS
 from oauth_server.model.sqlalchemy.tables import access_tokens, refresh_tokens, to_row
 from tests.model.conftest import fresh_postgres_database
 from tests.model.test_contract import NOW, access, client, code, grant, open_grant, refresh, signing_key
+from tests.model.test_sqlite_path import trace_connections
 
 #: Long enough for a blocked statement to show it is blocked.
 HOLD = 0.3
@@ -123,15 +124,8 @@ async def test_hot_paths_are_one_statement_without_a_transaction(sql_model: SQLA
     sql_model._lite._reader().set_trace_callback(lambda sql: seen.append("reader " + sql.split()[0].upper()))
     assert await sql_model.get_access_token(token.token_digest) == token
     writes: list[str] = []
-    await sql_model._lite.close()  # the next write starts a writer whose connection we trace
-    connect = sql_model._lite._connect
-
-    def traced(busy_timeout: float) -> Any:
-        connection = connect(busy_timeout)
-        connection.set_trace_callback(lambda sql: writes.append(" ".join(sql.split()[:2]).upper()))
-        return connection
-
-    sql_model._lite._connect = traced  # type: ignore[method-assign]
+    await sql_model._lite.close()  # the next write opens a writing connection we trace
+    trace_connections(sql_model, lambda sql: writes.append(" ".join(sql.split()[:2]).upper()))
     assert await sql_model.consume_authorization_code(issued.code_digest, NOW) is not None
     assert seen == ["reader SELECT"]
     assert writes == ["BEGIN IMMEDIATE", "UPDATE OAUTH_AUTHORIZATION_CODES", "COMMIT"]

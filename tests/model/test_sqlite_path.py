@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +25,24 @@ async def lite(tmp_path: Path) -> AsyncIterator[SQLAlchemyOAuthServerModel]:
     await model.close()
 
 
-def trace_writer(model: SQLAlchemyOAuthServerModel, seen: list[str]) -> None:
-    """Record every statement the writer thread's connection runs from now on."""
+def trace_connections(model: SQLAlchemyOAuthServerModel, on_statement: Callable[[str], None]) -> None:
+    """Call ``on_statement(sql)`` for every statement run by any writing connection the SQLite path
+    opens from now on (the loop's, the committer's, the writer's; readers are not traced)."""
     lite = model._lite
     assert lite is not None
     connect = lite._connect
 
     def traced(busy_timeout: float) -> Any:
         connection = connect(busy_timeout)
-        connection.set_trace_callback(lambda sql: seen.append(sql.split()[0].upper()))
+        connection.set_trace_callback(on_statement)
         return connection
 
     lite._connect = traced  # type: ignore[method-assign]
+
+
+def trace_writer(model: SQLAlchemyOAuthServerModel, seen: list[str]) -> None:
+    """Record the first word of every statement the writing connections run from now on."""
+    trace_connections(model, lambda sql: seen.append(sql.split()[0].upper()))
 
 
 async def test_concurrent_writes_share_a_commit_and_a_failed_one_rolls_back_alone(
@@ -108,18 +114,9 @@ def test_sqlite_synchronous_is_checked(tmp_path: Path) -> None:
 
 
 def trace_threads(model: SQLAlchemyOAuthServerModel, seen: list[tuple[str, str]]) -> None:
-    """Record (thread name, first words) of every statement any new connection of the path runs."""
-    lite = model._lite
-    assert lite is not None
-    connect = lite._connect
-
-    def traced(busy_timeout: float) -> Any:
-        connection = connect(busy_timeout)
-        connection.set_trace_callback(
-            lambda sql: seen.append((threading.current_thread().name, " ".join(sql.split()[:2]).upper())))
-        return connection
-
-    lite._connect = traced  # type: ignore[method-assign]
+    """Record (thread name, first two words) of every statement the writing connections run from now on."""
+    trace_connections(model, lambda sql: seen.append((threading.current_thread().name,
+                                                      " ".join(sql.split()[:2]).upper())))
 
 
 @pytest.mark.parametrize(("level", "committer"), [("FULL", "oauth-sqlite-committer"), ("NORMAL", "MainThread")])
