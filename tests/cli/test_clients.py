@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from oauth_server import tokens
 from oauth_server.model.sqlalchemy import SQLAlchemyOAuthServerModel
 from oauth_server.records import Client
@@ -87,3 +89,11 @@ def test_many_clients_page_through(sqlite_url: str) -> None:
                       "https://app.example/cb").exit_code == 0
     rows = json.loads(invoke("clients", "list", "--database-url", sqlite_url, "--json").stdout)
     assert len(rows) == 105 and len({row["client_id"] for row in rows}) == 105
+
+
+def test_generated_ids_never_look_like_an_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client id is passed to this command line as an argument; one starting with ``-`` was read
+    as an option (``clients show -abc`` → "No such option"). ``new_id`` draws again instead."""
+    draws = iter(["-looks-like-an-option", "-again", "fine-id"])
+    monkeypatch.setattr("oauth_server.tokens.secrets.token_urlsafe", lambda _: next(draws))
+    assert tokens.new_id() == "fine-id"
